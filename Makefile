@@ -1,0 +1,47 @@
+# make perform: the main job on the bundled model; make test: the whole suite.
+# Both build on make install, which does nothing when .venv is up to date.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: install system-deps test perform lint data checkpoints bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: 2.13 is the CPU wheel; letting a resolver pick pulls a CUDA build
+	$(BIN)/pip install -q 'torch==2.13.*'
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# JACK (dummy driver) and jack_midi_clock give real MIDI ports and a real external clock
+# on machines without a sound card; the performer's integration tests use them.
+system-deps:
+	@if ! command -v jackd >/dev/null || ! command -v jack_midi_clock >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jackd2 jack-midi-clock >/dev/null; \
+	fi
+
+test: install
+	$(BIN)/pytest -q
+
+perform: install
+	$(BIN)/rvae generate checkpoints/groove-4-4.pt --z 0 0 --loops 4 -o out/perform.mid --force
+
+lint: install
+	$(BIN)/ruff check rvae tests scripts
+
+data: install
+	$(BIN)/python scripts/make_demo_data.py
+
+checkpoints: install
+	$(BIN)/python scripts/train_bundled.py
+
+bench: install
+	$(BIN)/python scripts/bench_train.py
+	$(BIN)/python scripts/bench_decode.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from rvae.cli import main
+
+sys.exit(main())

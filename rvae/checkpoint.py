@@ -1,0 +1,88 @@
+"""One file per model: weights plus everything needed to rebuild and interpret them.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, saved with
+``torch.save`` and loaded with ``weights_only=True``, so opening a checkpoint someone sent
+you cannot run code. Weights are stored in half precision (the default model is ~7 MB in
+float32, ~3.5 MB here); they are widened to float32 on load.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rvae.grid import Grid
+from rvae.kit import Kit
+from rvae.midi_io import write_atomic
+from rvae.model import GrooveVAE, VAEConfig
+
+__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "rvae-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """The file is not a checkpoint this version of rvae can use; the message says why."""
+
+
+@dataclass
+class Checkpoint:
+    model: GrooveVAE
+    grid: Grid
+    kit: Kit
+    data_config: dict = field(default_factory=dict)
+    train_config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)  # what training saw and reached
+    latents: torch.Tensor | None = None  # (N, latent) posterior means of the training loops
+    sources: list[str] = field(default_factory=list)  # "file.mid bar 3" for each latent
+    path: Path | None = None
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    m = ckpt.model
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "grid": ckpt.grid.to_dict(),
+        "kit": ckpt.kit.to_dict(),
+        "model_config": m.config_dict(),
+        "data_config": ckpt.data_config,
+        "train_config": ckpt.train_config,
+        "normalisation": {"velocity": "MIDI velocity / 127", "offset": "half steps, positive = late"},
+        "summary": ckpt.summary,
+        "state": {k: v.detach().to("cpu", torch.float16) for k, v in m.state_dict().items()},
+        "latents": (ckpt.latents if ckpt.latents is not None else torch.zeros(0, m.config.latent_dim)).float().cpu(),
+        "sources": list(ckpt.sources),
+    }
+    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated, corrupt or not a checkpoint ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an rvae checkpoint")
+    if d.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {d.get('version')}, this rvae reads {VERSION}")
+    try:
+        grid, kit = Grid.from_dict(d["grid"]), Kit.from_dict(d["kit"])
+        config = VAEConfig(**d["model_config"])
+        model = GrooveVAE(config)
+        model.load_state_dict({k: v.float() for k, v in d["state"].items()})
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} is incompatible with this rvae ({str(e).splitlines()[0][:160]})") from None
+    if (config.instruments, config.steps) != (len(kit), grid.steps):
+        raise CheckpointError(f"checkpoint {path}: the model's shape does not match its grid and kit")
+    model.eval()
+    return Checkpoint(model, grid, kit, d.get("data_config", {}), d.get("train_config", {}), d.get("summary", {}),
+                      d.get("latents"), list(d.get("sources", [])), path)

@@ -1,0 +1,314 @@
+"""The ``rvae`` command: a thin layer over the library. Every option of train maps onto one
+field of DataConfig, VAEConfig or TrainConfig, under the same name."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import types
+import typing
+from pathlib import Path
+
+import numpy as np
+
+from rvae.checkpoint import CheckpointError, load_checkpoint
+from rvae.dataset import DataConfig, find_midi_files
+from rvae.midi_io import MidiReadError, write_midi
+from rvae.model import VAEConfig
+from rvae.train import NoDataError, TrainConfig
+
+HELP = {
+    "time_signature": "the model's meter, e.g. 6/8 (default: the most common meter of the files)",
+    "steps_per_quarter": "grid resolution; 24 = one step per MIDI clock pulse",
+    "bars": "bars per loop",
+    "kit": "drum map: default, rvae, or a .toml/.json file",
+    "force_meter": "read every file in the model's meter, ignoring its time signature",
+    "min_onsets": "drop loops with fewer hits",
+    "min_loops": "duplicate smaller sets up to this many loops",
+    "hidden": "width of the hidden layers",
+    "latent_dim": "size of z (2 = a plane to perform on)",
+    "beta": "weight of the KL term",
+    "w_velocity": "weight of the velocity error",
+    "w_offset": "weight of the microtiming error",
+    "epochs": "passes over the data (default: from the set's size)",
+    "max_seconds": "stop after this many seconds, keeping the best model",
+    "batch_size": "loops per optimiser step",
+    "lr": "peak learning rate",
+    "kl_warmup": "share of training over which beta ramps up",
+    "val_fraction": "share of files held out for validation",
+    "min_val_loops": "hold out files only with at least this many loops",
+    "seed": "random seed: same seed, same model on the same machine",
+    "device": "cpu, or cuda where available",
+}
+SKIP = {"instruments", "steps"}  # VAEConfig fields that come from the grid and kit
+
+
+def _add_config(parser: argparse.ArgumentParser, cls) -> None:
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        t = hints[f.name]
+        if isinstance(t, types.UnionType):
+            t = next(a for a in typing.get_args(t) if a is not type(None))
+        if t is bool:
+            group.add_argument(flag, action="store_true", help=HELP.get(f.name))
+        else:
+            group.add_argument(flag, type=t, default=f.default, help=HELP.get(f.name, "") + f" (default: {f.default})")
+
+
+def _config(cls, args: argparse.Namespace):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in SKIP})
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _may_write(path: Path, force: bool) -> None:
+    """Never overwrite what a user made without asking."""
+    if path.exists() and not force:
+        if sys.stdin.isatty():
+            if input(f"{path} exists. Overwrite it? [y/N] ").strip().lower() in ("y", "yes"):
+                return
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+
+
+def cmd_train(args) -> int:
+    from rvae.train import train_files
+
+    out = Path(args.output)
+    _may_write(out, args.force)
+    ckpt = train_files(args.data, out, _config(DataConfig, args), _config(VAEConfig, args), _config(TrainConfig, args),
+                       progress=not args.quiet, report=_say)
+    s = ckpt.summary
+    val = f", validation on {s['val_loops']} loops" if s["val_loops"] else ""
+    _say(f"trained {s['epochs']} epochs ({s['updates']} updates) in {s['seconds']:.1f} s, best loss {s['best_loss']} "
+         f"at epoch {s['best_epoch']} ({s['monitored']}{val}); {s['stopped']}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _z_arg(args, ckpt) -> np.ndarray:
+    if args.z is not None:
+        return np.array(args.z, np.float32)
+    return np.random.default_rng(args.seed).standard_normal(ckpt.model.config.latent_dim).astype(np.float32)
+
+
+def cmd_generate(args) -> int:
+    from rvae.generate import MAP_EXTENT, decode, grid_points
+
+    ckpt = load_checkpoint(args.checkpoint)
+    out = Path(args.output)
+    if args.grid:
+        pts = grid_points(args.grid, args.extent or MAP_EXTENT).reshape(-1, 2)
+        for x, y in pts:
+            name = out / f"x{x:+.2f}_y{y:+.2f}.mid"
+            _may_write(name, args.force)
+        for (x, y), g in zip(pts, decode(ckpt, pts, args.threshold, args.bpm), strict=True):
+            write_midi([g] * args.loops, out / f"x{x:+.2f}_y{y:+.2f}.mid", args.bpm, microtiming=args.microtiming / 100)
+        print(f"wrote {len(pts)} clips ({args.grid}x{args.grid} over [-{args.extent or MAP_EXTENT:g}, "
+              f"{args.extent or MAP_EXTENT:g}]^2) to {out}/")
+        return 0
+    z = _z_arg(args, ckpt)
+    _may_write(out, args.force)
+    g = decode(ckpt, z, args.threshold, args.bpm)
+    write_midi([g] * args.loops, out, args.bpm, microtiming=args.microtiming / 100)
+    zs = " ".join(f"{v:.3f}" for v in z)
+    print(f"wrote {out}: z = ({zs}), {g.n_onsets} hits per loop, {args.loops} loop(s) of {ckpt.grid.meter} at {args.bpm:g} BPM")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from rvae.generate import encode_files
+
+    ckpt = load_checkpoint(args.checkpoint)
+    files, skipped = find_midi_files(args.files)
+    rows = encode_files(ckpt, files, args.force_meter, skipped)
+    for path, reason in skipped:
+        _say(f"skipped {path}: {reason}")
+    if args.json:
+        print(json.dumps([{"source": g.source, "z": [round(float(v), 4) for v in z]} for g, z in rows], indent=1))
+    else:
+        for g, z in rows:
+            print(f"{g.source}\t" + "\t".join(f"{v:+.3f}" for v in z))
+    return 0 if rows else 2
+
+
+def _first_loop(ckpt, path: str, force: bool):
+    from rvae.midi_io import read_midi
+
+    try:
+        return read_midi(path, ckpt.grid, ckpt.kit, force=force).loops[0]
+    except MidiReadError as e:
+        raise MidiReadError(f"{path} {e}") from None
+
+
+def cmd_interpolate(args) -> int:
+    from rvae.generate import interpolate
+
+    ckpt = load_checkpoint(args.checkpoint)
+    a, b = (_first_loop(ckpt, p, args.force_meter) for p in (args.a, args.b))
+    out = Path(args.output)
+    _may_write(out, args.force)
+    grooves = interpolate(ckpt, a, b, args.steps, args.threshold)
+    write_midi(grooves, out, args.bpm or a.bpm, microtiming=args.microtiming / 100)
+    print(f"wrote {out}: {len(grooves)} loops from {a.source} to {b.source}")
+    return 0
+
+
+def cmd_map(args) -> int:
+    from rvae.generate import latent_map, map_image, save_png
+
+    ckpt = load_checkpoint(args.checkpoint)
+    out = Path(args.output)
+    _may_write(out, args.force)
+    img = map_image(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
+    save_png(img, out)
+    print(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, {args.size}x{args.size} cells over [-3, 3]^2)")
+    return 0
+
+
+def _clean(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def cmd_eval(args) -> int:
+    from rvae.generate import encode_files
+    from rvae.metrics import evaluate
+
+    ckpt = load_checkpoint(args.checkpoint)
+    files, skipped = find_midi_files(args.data)
+    loops = [g for g, _ in encode_files(ckpt, files, args.force_meter, skipped)]
+    for path, reason in skipped:
+        _say(f"skipped {path}: {reason}")
+    if not loops:
+        raise NoDataError(f"no loop in {', '.join(args.data)} fits the model's {ckpt.grid.meter} grid")
+    result = _clean(evaluate(ckpt, loops, args.threshold))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for k, v in result.items():
+            print(f"{k:20s} {v}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    g = ckpt.grid
+    info = {
+        "path": str(ckpt.path),
+        "time_signature": g.meter,
+        "steps_per_quarter": g.steps_per_quarter,
+        "bars": g.bars,
+        "steps_per_bar": g.steps_per_bar,
+        "kit": ckpt.kit.to_dict(),
+        "model": ckpt.model.config_dict() | {"params": ckpt.model.n_params(), "file_bytes": ckpt.path.stat().st_size},
+        "data_config": ckpt.data_config,
+        "train_config": ckpt.train_config,
+        "training": {k: v for k, v in ckpt.summary.items() if k != "loss_history"},
+    }
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    m, t = info["model"], info["training"]
+    print(f"{info['path']}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {g.bars} bar(s) = {g.steps} steps")
+    print(f"  kit: {ckpt.kit.name} ({', '.join(ckpt.kit.names)})")
+    print(f"  model: hidden {m['hidden']}, latent {m['latent_dim']}, beta {m['beta']}, {m['params']:,} parameters, "
+          f"{m['file_bytes'] / 1e6:.1f} MB")
+    print(f"  training: {t.get('loops')} loops from {t.get('files_read')} files, {t.get('epochs')} epochs in "
+          f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
+          f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on folders or files of drum MIDI")
+    t.add_argument("data", nargs="+", help="MIDI files and folders (searched recursively)")
+    t.add_argument("-o", "--output", required=True, help="checkpoint to write, e.g. checkpoints/mine.pt")
+    t.add_argument("--force", action="store_true", help="overwrite the checkpoint if it exists")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    for cls in (DataConfig, VAEConfig, TrainConfig):
+        _add_config(t, cls)
+
+    def common(sp, threshold=True):
+        sp.add_argument("checkpoint", help="a checkpoint written by rvae train")
+        if threshold:
+            sp.add_argument("--threshold", type=float, default=0.5, help="onset probability that makes a hit (default 0.5)")
+
+    def writing(sp):
+        sp.add_argument("--bpm", type=float, default=120.0, help="tempo written to the file (default 120)")
+        sp.add_argument("--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)")
+        sp.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    g = sub.add_parser("generate", help="decode a point of the latent space into a MIDI clip")
+    common(g)
+    g.add_argument("--z", type=float, nargs="+", metavar="X", help="latent position, e.g. --z 0.5 -1 (default: random)")
+    g.add_argument("--seed", type=int, default=0, help="seed for a random z")
+    g.add_argument("-o", "--output", required=True, help="MIDI file; with --grid, a folder")
+    g.add_argument("--loops", type=int, default=1, help="repeat the loop this many times")
+    g.add_argument("--grid", type=int, default=0, metavar="N", help="write an NxN set of clips across the space")
+    g.add_argument("--extent", type=float, default=None, help="--grid spans [-E, E]^2 (default 3)")
+    writing(g)
+
+    e = sub.add_parser("encode", help="print the latent position of each loop of MIDI files")
+    common(e, threshold=False)
+    e.add_argument("files", nargs="+")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
+
+    i = sub.add_parser("interpolate", help="morph the first loop of A into the first loop of B")
+    common(i)
+    i.add_argument("a")
+    i.add_argument("b")
+    i.add_argument("--steps", type=int, default=8, help="loops in the morph, A and B included")
+    i.add_argument("-o", "--output", required=True)
+    i.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
+    writing(i)
+    i.set_defaults(bpm=None)
+
+    m = sub.add_parser("map", help="draw the decoded latent space as a PNG")
+    common(m)
+    m.add_argument("-o", "--output", required=True)
+    m.add_argument("--size", type=int, default=30, help="cells per side (default 30, as R-VAE)")
+    m.add_argument("--cell", type=int, default=24, help="pixels per cell")
+    m.add_argument("--force", action="store_true")
+
+    v = sub.add_parser("eval", help="reconstruction figures on MIDI files")
+    common(v)
+    v.add_argument("data", nargs="+")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
+
+    n = sub.add_parser("info", help="what a checkpoint holds")
+    common(n, threshold=False)
+    n.add_argument("--json", action="store_true")
+    return p
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "encode": cmd_encode, "interpolate": cmd_interpolate,
+            "map": cmd_map, "eval": cmd_eval, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError) as e:
+        _say(f"rvae {args.command}: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Using a trained model: decode points of the latent space into Grooves, encode Grooves
+into points, walk between two grooves, and decode the whole plane as a map.
+
+All functions take a Checkpoint (``load_checkpoint(path)``) so that grid, kit and weights
+always travel together.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rvae.checkpoint import Checkpoint
+from rvae.groove import Groove, stack
+from rvae.midi_io import read_midi, write_atomic
+
+__all__ = [
+    "decode", "decode_probs", "encode", "encode_files", "interpolate", "latent_map", "map_image",
+    "save_png", "grid_points", "MAP_EXTENT",
+]
+
+MAP_EXTENT = 3.0  # the map spans [-3, 3]^2, as R-VAE's: 3 standard deviations of the prior
+
+
+def _z(ckpt: Checkpoint, z) -> torch.Tensor:
+    """Points (N, k) or one point (k,) -> (N, latent), padding missing dimensions with 0."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1, np.shape(z)[-1] if np.ndim(z) else 1)
+    d = ckpt.model.config.latent_dim
+    if z.shape[1] < d:
+        z = torch.cat([z, torch.zeros(z.shape[0], d - z.shape[1])], dim=1)
+    return z[:, :d]
+
+
+@torch.inference_mode()
+def decode_probs(ckpt: Checkpoint, z) -> np.ndarray:
+    """Points (N, 2) -> (N, 3, instruments, steps): onset probability, velocity, offset."""
+    return ckpt.model.decode(_z(ckpt, z)).numpy()
+
+
+def to_groove(ckpt: Checkpoint, probs: np.ndarray, threshold: float = 0.5, bpm: float = 120.0) -> Groove:
+    """One decoded (3, instruments, steps) array -> a Groove, onsets where probability >= threshold."""
+    on = (probs[0] >= threshold).astype(np.float32)
+    return Groove(on, probs[1] * on, probs[2] * on, ckpt.grid, ckpt.kit, bpm)
+
+
+def decode(ckpt: Checkpoint, z, threshold: float = 0.5, bpm: float = 120.0) -> Groove | list[Groove]:
+    """One point (x, y) -> a Groove; several points (N, 2) -> a list of Grooves."""
+    probs = decode_probs(ckpt, z)
+    grooves = [to_groove(ckpt, p, threshold, bpm) for p in probs]
+    return grooves[0] if np.ndim(z) == 1 else grooves
+
+
+@torch.inference_mode()
+def encode(ckpt: Checkpoint, grooves: list[Groove]) -> np.ndarray:
+    """Grooves -> (N, latent) posterior means. Grooves must be on the model's grid and kit."""
+    for g in grooves:
+        if g.grid != ckpt.grid or g.kit.names != ckpt.kit.names:
+            raise ValueError(f"{g.source or 'groove'} is on {g.grid.meter} x {g.grid.steps} steps, "
+                             f"the model on {ckpt.grid.meter} x {ckpt.grid.steps}")
+    if not grooves:
+        return np.zeros((0, ckpt.model.config.latent_dim), np.float32)
+    return ckpt.model.encode(torch.from_numpy(stack(grooves)))[0].numpy()
+
+
+def encode_files(ckpt: Checkpoint, paths, force: bool = False, skipped: list | None = None) -> list[tuple[Groove, np.ndarray]]:
+    """Every loop of each file with its latent position. Files the model cannot read are
+    appended to ``skipped`` as (path, reason), or raise MidiReadError if it is None."""
+    from rvae.midi_io import MidiReadError
+
+    out = []
+    for p in paths:
+        try:
+            loops = read_midi(p, ckpt.grid, ckpt.kit, force=force).loops
+        except MidiReadError as e:
+            if skipped is None:
+                raise MidiReadError(f"{p} {e}") from None
+            skipped.append((str(p), str(e)))
+            continue
+        out += zip(loops, encode(ckpt, loops), strict=True)
+    return out
+
+
+def interpolate(ckpt: Checkpoint, a: Groove, b: Groove, steps: int = 8, threshold: float = 0.5) -> list[Groove]:
+    """Decode ``steps`` evenly spaced points on the line from a's latent position to b's."""
+    za, zb = encode(ckpt, [a, b])
+    t = np.linspace(0.0, 1.0, max(2, steps), dtype=np.float32)[:, None]
+    return decode(ckpt, (1 - t) * za + t * zb, threshold, a.bpm)
+
+
+def grid_points(size: int, extent: float = MAP_EXTENT) -> np.ndarray:
+    """(size, size, 2) points over [-extent, extent]^2; [row, col] = (x of col, y of row),
+    row 0 at the top (largest y), as a picture is read."""
+    axis = np.linspace(-extent, extent, size, dtype=np.float32)
+    x, y = np.meshgrid(axis, axis[::-1])
+    return np.stack([x, y], axis=-1)
+
+
+def latent_map(ckpt: Checkpoint, size: int = 30, extent: float = MAP_EXTENT) -> np.ndarray:
+    """The plane decoded on a size x size grid: (size, size, 3, instruments, steps)."""
+    pts = grid_points(size, extent).reshape(-1, 2)
+    return decode_probs(ckpt, pts).reshape(size, size, *decode_probs(ckpt, pts[:1]).shape[1:])
+
+
+def instrument_colours(n: int) -> np.ndarray:
+    """(n, 3) uint8, evenly spaced hues: instrument i has the same colour everywhere."""
+    return np.array([[int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.65, 1.0)] for i in range(n)], np.uint8)
+
+
+def map_image(ckpt: Checkpoint, probs: np.ndarray, threshold: float = 0.5, cell: int = 24,
+              extent: float = MAP_EXTENT, show_training: bool = True) -> np.ndarray:
+    """A picture of a latent map: (H, W, 3) uint8, H = W = size * cell.
+
+    Each cell holds one bar per instrument (kick at the top), its colour the instrument's
+    and its length the share of steps on which it plays: what plays there, and how densely.
+    Training loops are white dots at their latent positions."""
+    size = probs.shape[0]
+    n_inst = probs.shape[3]
+    img = np.full((size * cell, size * cell, 3), 18, np.uint8)
+    colours = instrument_colours(n_inst)
+    density = (probs[:, :, 0] >= threshold).mean(axis=-1)  # (size, size, instruments)
+    # A dense instrument (hats on every 16th = 1/6 of the steps at 24 per quarter) fills the
+    # bar: scale by the busiest that a groove commonly gets, not by 1.
+    scale = 1.0 / max(1e-6, 4.0 / ckpt.grid.steps_per_quarter)
+    row_h = max(1, (cell - 2) // n_inst)
+    width = np.clip(np.rint(density * scale * (cell - 2)), 0, cell - 2).astype(int)
+    for r in range(size):
+        for c in range(size):
+            y0, x0 = r * cell + 1, c * cell + 1
+            for i in range(n_inst):
+                w = width[r, c, i]
+                if w:
+                    img[y0 + i * row_h:y0 + (i + 1) * row_h, x0:x0 + w] = colours[i]
+    if show_training and ckpt.latents is not None and len(ckpt.latents):
+        z = np.asarray(ckpt.latents)[:, :2]
+        px = np.rint((z[:, 0] + extent) / (2 * extent) * (size * cell - 1)).astype(int)
+        py = np.rint((extent - z[:, 1]) / (2 * extent) * (size * cell - 1)).astype(int)
+        for x, y in zip(px, py, strict=True):
+            if 0 <= x < size * cell and 0 <= y < size * cell:
+                img[max(0, y - 2):y + 3, max(0, x - 1):x + 2] = 255
+                img[max(0, y - 1):y + 2, max(0, x - 2):x + 3] = 255
+    return img
+
+
+def save_png(rgb: np.ndarray, path: str | Path) -> Path:
+    """Write an (H, W, 3) uint8 array as PNG, atomically, without opening a display."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    surface = pygame.surfarray.make_surface(np.ascontiguousarray(rgb.swapaxes(0, 1)))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object, so the name hint (not the .tmp name) picks PNG
+            pygame.image.save(surface, f, "png")
+
+    return write_atomic(path, write)

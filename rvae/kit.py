@@ -1,0 +1,142 @@
+"""Drum maps: which MIDI notes make up each instrument class, and which note it plays back.
+
+A Kit is a table, one row per class. Reading maps every listed note to its class; any other
+note is *unmapped*: it is dropped and counted, so ingest can say how much it lost.
+Writing plays each class on its ``out`` note (General MIDI by default).
+
+Built-ins:
+- ``default``: the 9 classes of Magenta's GrooVAE (kick, snare, closed hat, open hat, three
+  toms, crash, ride) with both General MIDI notes and the Roland TD-11 notes the Groove MIDI
+  Dataset was recorded with (22 and 26 are hi-hat edge hits, 58 the floor tom rim), so no
+  hi-hat of that dataset is lost.
+- ``rvae``: R-VAE / RhythmVAE's 9 classes and its loose note map, for comparable figures.
+  Note that map puts crashes on "clap" and rides on "rim", as the original does.
+
+A user kit is a TOML or JSON file::
+
+    name = "my kit"
+    [[classes]]
+    name = "kick"
+    out = 36
+    notes = [35, 36]
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DrumClass", "Kit", "KITS", "load_kit"]
+
+
+@dataclass(frozen=True)
+class DrumClass:
+    name: str
+    out: int  # the note the generator writes
+    notes: tuple[int, ...]  # the notes read as this class
+
+
+@dataclass(frozen=True)
+class Kit:
+    name: str
+    classes: tuple[DrumClass, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        if not self.classes:
+            raise ValueError(f"kit {self.name!r} has no classes")
+        for c in self.classes:
+            for n in (*c.notes, c.out):
+                if not 0 <= n <= 127:
+                    raise ValueError(f"kit {self.name!r}, class {c.name!r}: note {n} is outside 0..127")
+            for n in c.notes:
+                if n in seen and seen[n] != c.name:
+                    raise ValueError(f"kit {self.name!r}: note {n} is in both {seen[n]!r} and {c.name!r}")
+                seen[n] = c.name
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def out_notes(self) -> list[int]:
+        return [c.out for c in self.classes]
+
+    def lookup(self) -> np.ndarray:
+        """(128,) int array: MIDI note -> class index, -1 where unmapped."""
+        table = np.full(128, -1, dtype=np.int64)
+        for i, c in enumerate(self.classes):
+            table[list(c.notes)] = i
+        return table
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "classes": [{"name": c.name, "out": c.out, "notes": list(c.notes)} for c in self.classes]}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "kit") -> Kit:
+        try:
+            classes = tuple(
+                DrumClass(str(c["name"]), int(c["out"]), tuple(int(n) for n in c["notes"])) for c in d["classes"]
+            )
+            return cls(str(d.get("name", source)), classes)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{source}: each class needs 'name', 'out' and 'notes' ({e!r} is missing or wrong)") from None
+
+
+def _kit(name: str, rows: list[tuple[str, int, list[int]]]) -> Kit:
+    return Kit(name, tuple(DrumClass(n, out, tuple(notes)) for n, out, notes in rows))
+
+
+KITS: dict[str, Kit] = {
+    "default": _kit(
+        "default",
+        [
+            # name          out  notes read (GM, plus TD-11 edge/rim notes)
+            ("kick", 36, [35, 36]),
+            ("snare", 38, [37, 38, 39, 40]),  # side stick and clap count as snare
+            ("closed hat", 42, [22, 42, 44]),  # 22 = TD-11 closed-hat edge, 44 = pedal
+            ("open hat", 46, [26, 46]),  # 26 = TD-11 open-hat edge
+            ("low tom", 43, [41, 43, 58]),  # 58 = TD-11 floor-tom rim
+            ("mid tom", 47, [45, 47]),
+            ("high tom", 50, [48, 50]),
+            ("crash", 49, [49, 52, 55, 57]),
+            ("ride", 51, [51, 53, 59]),
+        ],
+    ),
+    "rvae": _kit(
+        "rvae",
+        [
+            ("kick", 36, [35, 36]),
+            ("snare", 38, [27, 28, 31, 32, 33, 34, 37, 38, 39, 40, 56, 65, 66, 75, 85]),
+            ("closed hat", 42, [42, 44, 54, 68, 69, 70, 71, 73, 78, 80]),
+            ("open hat", 46, [46, 67, 72, 74, 79, 81]),
+            ("low tom", 45, [29, 41, 45, 61, 64, 84]),
+            ("mid tom", 47, [47, 48, 60, 63, 77, 86, 87]),
+            ("high tom", 50, [30, 43, 50, 62, 76, 83]),
+            ("clap", 39, [49, 55, 57, 58]),
+            ("rim", 37, [51, 52, 53, 59, 82]),
+        ],
+    ),
+}
+
+
+def load_kit(name_or_path: str | Path) -> Kit:
+    """A built-in kit by name, or a user kit from a .toml or .json file."""
+    if str(name_or_path) in KITS:
+        return KITS[str(name_or_path)]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"kit {str(name_or_path)!r} is neither a built-in ({', '.join(KITS)}) nor a file")
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"kit file {path}: cannot be read ({e})") from None
+    return Kit.from_dict(data, source=path.stem)

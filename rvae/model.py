@@ -1,0 +1,108 @@
+"""GrooveVAE: R-VAE's shape in PyTorch.
+
+Encoder: three input branches (onsets, velocities, offsets; each instruments x steps,
+flattened) -> one shared layer -> mean and log-variance of z. Decoder: z -> a shared layer
+-> three heads: onset probabilities (sigmoid), velocities (sigmoid), offsets (tanh).
+
+Loss per loop: BCE(onsets) + w_velocity * SE(velocities) + w_offset * SE(offsets) + beta * KL,
+errors summed over cells. Velocity and offset errors count only where the true loop has a
+hit: elsewhere they have no meaning, and fitting zeros there would pull real hits towards
+silence and the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["VAEConfig", "GrooveVAE"]
+
+
+@dataclass
+class VAEConfig:
+    instruments: int = 9  # rows of a Groove (the kit's classes)
+    steps: int = 96  # columns of a Groove (the grid's steps per loop)
+    hidden: int = 256  # width of every hidden layer; R-VAE uses 512, 256 keeps the file under 10 MB
+    latent_dim: int = 2  # 2 = a plane the performer can walk on
+    beta: float = 0.2  # weight of the KL term; small, since we want to reconstruct a few loops well
+    w_velocity: float = 1.0  # weight of the velocity error against onset BCE
+    w_offset: float = 1.0  # weight of the microtiming error
+
+    @property
+    def cells(self) -> int:
+        return self.instruments * self.steps
+
+
+class Encoder(nn.Module):
+    def __init__(self, c: VAEConfig):
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Linear(c.cells, c.hidden) for _ in range(3))
+        self.shared = nn.Linear(3 * c.hidden, c.hidden)
+        self.mean = nn.Linear(c.hidden, c.latent_dim)
+        self.logvar = nn.Linear(c.hidden, c.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x: (B, 3, instruments, steps)
+        x = x.flatten(2)  # (B, 3, cells)
+        h = torch.cat([F.relu(b(x[:, i])) for i, b in enumerate(self.branches)], dim=1)  # (B, 3*hidden)
+        h = F.relu(self.shared(h))  # (B, hidden)
+        return self.mean(h), self.logvar(h)  # (B, latent), (B, latent)
+
+
+class Decoder(nn.Module):
+    def __init__(self, c: VAEConfig):
+        super().__init__()
+        self.c = c
+        self.shared = nn.Linear(c.latent_dim, c.hidden)
+        self.branches = nn.Linear(c.hidden, 3 * c.hidden)
+        self.heads = nn.ModuleList(nn.Linear(c.hidden, c.cells) for _ in range(3))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        # z: (B, latent) -> raw head outputs (B, 3, instruments, steps), before sigmoid/tanh
+        h = F.relu(self.branches(F.relu(self.shared(z))))  # (B, 3*hidden)
+        h = h.view(-1, 3, self.c.hidden)  # (B, 3, hidden)
+        out = torch.stack([head(h[:, i]) for i, head in enumerate(self.heads)], dim=1)  # (B, 3, cells)
+        return out.view(-1, 3, self.c.instruments, self.c.steps)
+
+
+class GrooveVAE(nn.Module):
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent) -> (B, 3, instruments, steps): onset probability, velocity 0..1, offset -1..1."""
+        raw = self.decoder(z)
+        return torch.stack([torch.sigmoid(raw[:, 0]), torch.sigmoid(raw[:, 1]), torch.tanh(raw[:, 2])], dim=1)
+
+    def loss(self, x: torch.Tensor, kl_weight: float = 1.0, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Per-batch mean of each loss term for loops x (B, 3, instruments, steps).
+
+        ``kl_weight`` scales beta during KL warm-up."""
+        mean, logvar = self.encode(x)  # (B, latent) each
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        z = mean + eps * torch.exp(0.5 * logvar)  # (B, latent)
+        raw = self.decoder(z)  # (B, 3, instruments, steps)
+        onsets = x[:, 0]
+        n = x.shape[0]
+        bce = F.binary_cross_entropy_with_logits(raw[:, 0], onsets, reduction="sum") / n
+        vel = ((torch.sigmoid(raw[:, 1]) - x[:, 1]) ** 2 * onsets).sum() / n
+        off = ((torch.tanh(raw[:, 2]) - x[:, 2]) ** 2 * onsets).sum() / n
+        kl = -0.5 * (1 + logvar - mean**2 - logvar.exp()).sum() / n
+        c = self.config
+        total = bce + c.w_velocity * vel + c.w_offset * off + kl_weight * c.beta * kl
+        return {"loss": total, "onset_bce": bce, "velocity_se": vel, "offset_se": off, "kl": kl}
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
