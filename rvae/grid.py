@@ -21,7 +21,8 @@ left over is its microtiming *offset*, a fraction of half a step in [-1, 1]:
     offset = 2 * (q * steps_per_quarter - step)
 
 Positive means late (the note sounds after its step), negative early. An offset of +1
-is exactly halfway to the next step.
+is exactly halfway to the next step. Reading rounds halfway up, so a note exactly between
+two steps goes to the later one with offset -1: read offsets are in [-1, 1).
 
 Two hits of one instrument in one cell (two notes mapping to the same drum class within
 one step) keep the louder hit, with its own offset; see ``midi_io``.
@@ -89,9 +90,13 @@ class Grid:
 
     def quantize(self, quarters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Quarter-note positions -> (step index, offset in half steps, positive = late)."""
-        exact = np.asarray(quarters, dtype=np.float64) * self.steps_per_quarter
-        step = np.floor(exact + 0.5).astype(np.int64)  # round half up: +1 is the latest offset
-        return step, 2.0 * (exact - step)
+        return _round_half_up(np.asarray(quarters, dtype=np.float64) * self.steps_per_quarter)
+
+    def quantize_ticks(self, ticks: np.ndarray, ticks_per_quarter: int) -> tuple[np.ndarray, np.ndarray]:
+        """``quantize`` for integer MIDI ticks, exactly: one integer product and one division,
+        so a note exactly halfway between two steps always goes to the later one (offset -1).
+        (``tick / tpq * steps`` rounds twice and can land a hair under the half.)"""
+        return _round_half_up(np.asarray(ticks, dtype=np.int64) * self.steps_per_quarter / ticks_per_quarter)
 
     def position(self, step: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Inverse of ``quantize``: (step, offset) -> quarter-note position."""
@@ -103,3 +108,10 @@ class Grid:
     @classmethod
     def from_dict(cls, d: dict) -> Grid:
         return cls(tuple(d["time_signature"]), int(d["steps_per_quarter"]), int(d["bars"]))
+
+
+def _round_half_up(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional steps -> (nearest step, offset); halfway goes to the later step, so offsets
+    come out in [-1, 1): -1 is the earliest, and +1 (the same instant) is never produced."""
+    step = np.floor(exact + 0.5).astype(np.int64)
+    return step, 2.0 * (exact - step)

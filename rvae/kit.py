@@ -46,17 +46,17 @@ class Kit:
     classes: tuple[DrumClass, ...]
 
     def __post_init__(self) -> None:
-        seen: dict[int, str] = {}
+        seen: dict[int, int] = {}  # note -> index of its class (by index: two classes may share a name)
         if not self.classes:
             raise ValueError(f"kit {self.name!r} has no classes")
-        for c in self.classes:
+        for i, c in enumerate(self.classes):
             for n in (*c.notes, c.out):
                 if not 0 <= n <= 127:
                     raise ValueError(f"kit {self.name!r}, class {c.name!r}: note {n} is outside 0..127")
             for n in c.notes:
-                if n in seen and seen[n] != c.name:
-                    raise ValueError(f"kit {self.name!r}: note {n} is in both {seen[n]!r} and {c.name!r}")
-                seen[n] = c.name
+                if seen.get(n, i) != i:
+                    raise ValueError(f"kit {self.name!r}: note {n} is in both {self.classes[seen[n]].name!r} and {c.name!r}")
+                seen[n] = i
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -85,9 +85,10 @@ class Kit:
             classes = tuple(
                 DrumClass(str(c["name"]), int(c["out"]), tuple(int(n) for n in c["notes"])) for c in d["classes"]
             )
-            return cls(str(d.get("name", source)), classes)
-        except (KeyError, TypeError) as e:
+            name = str(d.get("name", source))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # ValueError: int("abc")
             raise ValueError(f"{source}: each class needs 'name', 'out' and 'notes' ({e!r} is missing or wrong)") from None
+        return cls(name, classes)  # outside the try: its own checks say what is wrong
 
 
 def _kit(name: str, rows: list[tuple[str, int, list[int]]]) -> Kit:
@@ -139,4 +140,7 @@ def load_kit(name_or_path: str | Path) -> Kit:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"kit file {path}: cannot be read ({e})") from None
-    return Kit.from_dict(data, source=path.stem)
+    try:
+        return Kit.from_dict(data, source=path.stem)
+    except ValueError as e:  # name the file: Kit's own checks only know the kit's name
+        raise ValueError(f"kit file {path}: {e}") from None

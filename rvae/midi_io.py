@@ -93,8 +93,12 @@ def _meter_sections(score: symusic.Score, end_tick: int, force: tuple[int, int] 
 
 def file_meter(path: str | Path) -> str | None:
     """The meter of a file's first time-signature event ("6/8"), None if it states none."""
-    ts = _parse(Path(path)).time_signatures
-    return f"{ts[0].numerator}/{ts[0].denominator}" if len(ts) else None
+    ts = list(_parse(Path(path)).time_signatures)
+    if not ts:
+        return None
+    first = min(t.time for t in ts)
+    t = [t for t in ts if t.time == first][-1]  # as read_midi does: of two events at one tick, the last wins
+    return f"{t.numerator}/{t.denominator}"
 
 
 def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> MidiFileLoops:
@@ -120,7 +124,6 @@ def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> Mi
     result.bpm = float(tempos[0].qpm) if len(tempos) else 120.0
     tick, cls, vel = tick[mapped], cls[mapped], vel[mapped]
 
-    quarters = tick / tpq
     half_step = 0.5 / grid.steps_per_quarter  # a note this early belongs to the next step, maybe the next loop
     force = force or len(score.time_signatures) == 0  # no meter stated: read it in the grid's
     # The last bar is the one the last note quantizes into: a downbeat played a hair early
@@ -128,24 +131,30 @@ def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> Mi
     end_tick = max(1, int(np.floor(tick.max() - half_step * tpq)) + 1)
     sections = _meter_sections(score, end_tick, grid.time_signature if force else None)
     result.meters = sorted({f"{n}/{d}" for _, _, (n, d) in sections})
-    loop_quarters = float(grid.quarters_per_bar * grid.bars)
+    bars_before = 0  # bars of the file before this section: loops are named by the file's bar numbers
     for start, end, meter in sections:
         bar_q = 4 * meter[0] / meter[1]
         n_bars = int(np.ceil((end - start) / tpq / bar_q - 1e-9))
+        first_bar, bars_before = bars_before + 1, bars_before + n_bars
         if meter != grid.time_signature:
             result.bars_other_meter += n_bars
             continue
-        for k in range(n_bars // grid.bars):
-            q0 = start / tpq + k * loop_quarters
-            lo, hi = np.searchsorted(quarters, [q0 - half_step, q0 + loop_quarters - half_step])
-            step, offset = grid.quantize(quarters[lo:hi] - q0)
-            result.loops.append(_loop(step, offset, cls[lo:hi], vel[lo:hi], grid, kit, result.bpm, f"{path.name} bar {k * grid.bars + 1}"))
+        # Each note is quantized once, from the section start, and its step picks its loop.
+        # (Cutting loop by loop with float bounds put a note exactly half a step before a bar
+        # line into the next loop at step -1, and _loop clipped it to step 0: a step late.)
+        step, offset = grid.quantize_ticks(tick - start, tpq)  # steps never decrease: ticks are sorted
+        n_loops = n_bars // grid.bars
+        bounds = np.searchsorted(step, np.arange(n_loops + 1) * grid.steps)
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            result.loops.append(_loop(step[lo:hi] - k * grid.steps, offset[lo:hi], cls[lo:hi], vel[lo:hi], grid, kit,
+                                      result.bpm, f"{path.name} bar {first_bar + k * grid.bars}"))
     if not result.loops:
-        if result.bars_other_meter:
+        if grid.meter not in result.meters:
             raise MidiReadError(
                 f"is in {', '.join(result.meters)}, not the model's {grid.meter} (--force-meter reads it as {grid.meter})"
             )
-        raise MidiReadError("has no complete bar")
+        # Only a loop of several bars can be longer than every stretch of the grid's meter.
+        raise MidiReadError(f"has no {grid.bars} bars of {grid.meter} in a row to make a loop")
     return result
 
 
