@@ -23,7 +23,7 @@ import numpy as np
 from rvae.grid import Grid
 from rvae.groove import Groove
 
-__all__ = ["Event", "Pattern", "make_pattern", "Mailbox", "Sequencer", "SWAP_MODES"]
+__all__ = ["SWAP_MODES", "Event", "Mailbox", "Pattern", "PlayerView", "Sequencer", "make_pattern"]
 
 SWAP_MODES = ("tick", "beat", "bar")
 
@@ -168,3 +168,18 @@ def _pattern_events(p: Pattern, b0: float, b1: float, g0: float, g1: float) -> l
         sel = np.nonzero((grid_pos >= g0) & (grid_pos < g1) & (when >= b0) & (when < b1))[0]
         out += [Event(float(when[i]), int(p.notes[i]), int(p.velocities[i]), int(p.instruments[i])) for i in sel]
     return out
+
+
+@dataclass(frozen=True)
+class PlayerView:
+    """What the clock thread shows the world, replaced whole on every tick: the window and
+    the headless printer read it without locks."""
+
+    beat: float = 0.0  # playhead, beats from the start of playback
+    bpm: float = 120.0  # internal tempo, or the estimate from incoming clock
+    clock: str = "internal"  # "internal" or "midi"
+    state: str = "stopped"  # "playing", "stopped", "waiting for clock"
+    ports: str = ""  # e.g. "out: rvae (JACK)  in: —"
+    pattern: Pattern | None = None  # the pattern playing now
+    late_events: int = 0  # events sent after their deadline, counted
+    missed_ticks: int = 0

@@ -55,7 +55,8 @@ class Kit:
                     raise ValueError(f"kit {self.name!r}, class {c.name!r}: note {n} is outside 0..127")
             for n in c.notes:
                 if seen.get(n, i) != i:
-                    raise ValueError(f"kit {self.name!r}: note {n} is in both {self.classes[seen[n]].name!r} and {c.name!r}")
+                    other = self.classes[seen[n]].name
+                    raise ValueError(f"kit {self.name!r}: note {n} is in both {other!r} and {c.name!r}")
                 seen[n] = i
 
     def __len__(self) -> int:
@@ -86,7 +87,7 @@ class Kit:
                 DrumClass(str(c["name"]), int(c["out"]), tuple(int(n) for n in c["notes"])) for c in d["classes"]
             )
             name = str(d.get("name", source))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:  # ValueError: int("abc")
+        except (KeyError, TypeError, ValueError) as e:  # ValueError: a note like "abc"
             raise ValueError(f"{source}: each class needs 'name', 'out' and 'notes' ({e!r} is missing or wrong)") from None
         return cls(name, classes)  # outside the try: its own checks say what is wrong
 

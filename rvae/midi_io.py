@@ -14,6 +14,7 @@ time-signature event at all (common in DAW clips).
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -145,7 +146,7 @@ def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> Mi
         step, offset = grid.quantize_ticks(tick - start, tpq)  # steps never decrease: ticks are sorted
         n_loops = n_bars // grid.bars
         bounds = np.searchsorted(step, np.arange(n_loops + 1) * grid.steps)
-        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             result.loops.append(_loop(step[lo:hi] - k * grid.steps, offset[lo:hi], cls[lo:hi], vel[lo:hi], grid, kit,
                                       result.bpm, f"{path.name} bar {first_bar + k * grid.bars}"))
     if not result.loops:

@@ -28,8 +28,8 @@ def hits(groove) -> list[tuple[int, str, int, float]]:
 
 def rows(groove) -> dict[str, str]:
     """The onset grid as one string per instrument that plays: 'x' a hit, '.' none."""
-    return {name: "".join("x" if v else "." for v in row) for name, row in zip(groove.kit.names, groove.onsets, strict=True)
-            if row.any()}
+    return {name: "".join("x" if v else "." for v in row)
+            for name, row in zip(groove.kit.names, groove.onsets, strict=True) if row.any()}
 
 
 def note_ons(path) -> list[tuple[int, int, int]]:
@@ -52,14 +52,16 @@ def test_steps_per_bar_follow_the_meter_at_24_per_quarter(ts, steps):
     assert Grid(ts, bars=2).steps == 2 * steps
 
 
-@pytest.mark.parametrize(("ts", "spq", "steps"), [((4, 4), 4, 16), ((6, 8), 4, 12), ((7, 8), 4, 14), ((5, 4), 4, 20),
-                                                  ((4, 4), 12, 48), ((12, 8), 12, 72), ((7, 8), 12, 42), ((3, 4), 12, 36)])
+@pytest.mark.parametrize(("ts", "spq", "steps"), [
+    ((4, 4), 4, 16), ((6, 8), 4, 12), ((7, 8), 4, 14), ((5, 4), 4, 20),
+    ((4, 4), 12, 48), ((12, 8), 12, 72), ((7, 8), 12, 42), ((3, 4), 12, 36),
+])
 def test_other_resolutions(ts, spq, steps):
     assert Grid(ts, spq).steps_per_bar == steps
 
 
 def test_grid_refuses_a_resolution_that_does_not_divide_the_bar():
-    with pytest.raises(ValueError, match="7/8.*multiple of 2"):
+    with pytest.raises(ValueError, match=r"7/8.*multiple of 2"):
         Grid((7, 8), steps_per_quarter=1)  # 3.5 steps per bar
     with pytest.raises(ValueError, match="at least 1"):
         Grid(steps_per_quarter=0)
@@ -262,14 +264,14 @@ def test_loops_of_two_bars(make_midi):
 
 
 def test_a_note_played_early_belongs_to_the_next_bar(make_midi):
-    # 3 ticks before bar 2: step 0 of bar 2 with offset -0.3; 10 ticks (half a step) before
-    # bar 3: step 0 of bar 3 with offset -1, never a step late in bar 2.
-    notes = [(36, 100, 0.0), (38, 90, 4.0 - 3 * TICK), (38, 91, 8.0 - 10 * TICK), (36, 100, 9.0)]
+    # 10 ticks (exactly half a step) before bar 2: step 0 of bar 2 at offset -1, not a step
+    # late at +1; 3 ticks before bar 3: step 0 of bar 3 at offset -0.3.
+    notes = [(36, 100, 0.0), (38, 90, 4.0 - 10 * TICK), (38, 91, 8.0 - 3 * TICK), (36, 100, 9.0)]
     got = read_midi(make_midi(notes), Grid(), DEFAULT)
     assert [hits(g) for g in got.loops] == [
         [(0, "kick", 100, 0.0)],
-        [(0, "snare", 90, -0.3)],
-        [(0, "snare", 91, -1.0), (24, "kick", 100, 0.0)],
+        [(0, "snare", 90, -1.0)],
+        [(0, "snare", 91, -0.3), (24, "kick", 100, 0.0)],
     ]
 
 

@@ -1,0 +1,216 @@
+"""The pure sequencer core and the clock thread, driven by an injected time source."""
+
+from __future__ import annotations
+
+import mido
+import numpy as np
+import pytest
+
+from performer.clock import PPQN, InternalClock, MidiClockFollower, Player
+from performer.control import ControlState, Controls
+from performer.sequencer import Mailbox, Sequencer, make_pattern
+from rvae.grid import Grid
+from rvae.groove import Groove
+from rvae.kit import KITS
+
+KIT = KITS["default"]
+
+
+def groove(hits, ts=(4, 4), spq=24):
+    """hits: [(instrument, step, velocity, offset)] -> Groove."""
+    grid = Grid(ts, spq)
+    on, vel, off = (np.zeros((len(KIT), grid.steps), np.float32) for _ in range(3))
+    for i, s, v, o in hits:
+        on[i, s], vel[i, s], off[i, s] = 1, v / 127, o
+    return Groove(on, vel, off, grid, KIT)
+
+
+FOUR = make_pattern(groove([(0, 0, 100, 0), (1, 24, 90, 0), (0, 48, 100, 0), (1, 72, 90, 0)]))
+
+
+def test_events_in_a_window_are_in_beats():
+    seq = Sequencer(FOUR)
+    ev = seq.events(0.0, 2.0)
+    assert [(e.beat, e.note) for e in ev] == [(0.0, 36), (1.0, 38)]
+    assert [(e.beat, e.note) for e in seq.events(2.0, 5.0)] == [(2.0, 36), (3.0, 38), (4.0, 36)]
+
+
+def test_every_event_once_whatever_the_window_sizes():
+    p = make_pattern(groove([(2, s, 80, o) for s, o in zip(range(0, 96, 6), np.linspace(-0.9, 0.9, 16), strict=True)]))
+    whole = Sequencer(p).events(0.0, 8.0)
+    seq = Sequencer(p)
+    edges = np.cumsum(np.random.default_rng(0).uniform(0.001, 0.07, 400))
+    pieces = []
+    b = 0.0
+    for e in edges[edges < 8.0]:
+        pieces += seq.events(b, float(e))
+        b = float(e)
+    pieces += seq.events(b, 8.0)
+    assert [(round(e.beat, 9), e.note) for e in pieces] == [(round(e.beat, 9), e.note) for e in whole]
+    assert len(whole) == 32
+
+
+def test_early_hit_of_the_next_loop_sounds_before_the_bar_line():
+    p = make_pattern(groove([(0, 0, 100, -0.5)]))  # a quarter of a step early
+    ev = Sequencer(p).events(3.9, 4.1)
+    assert len(ev) == 1 and ev[0].beat == pytest.approx(4 - 0.25 / 24)
+
+
+def test_microtiming_zero_puts_hits_on_the_grid_and_mutes_silence():
+    g = groove([(0, 0, 100, 0.8), (2, 6, 70, -0.6)])
+    p = make_pattern(g, microtiming=0.0)
+    assert [e.beat for e in Sequencer(p).events(0, 1)] == [0.0, 0.25]
+    p = make_pattern(g, mutes=frozenset({2}), velocity=127)
+    assert [(e.note, e.velocity) for e in Sequencer(p).events(0, 1)] == [(36, 127)]
+
+
+@pytest.mark.parametrize("swap,at", [("tick", 1.0 + 1 / 24), ("beat", 2.0), ("bar", 4.0)])
+def test_swap_at_the_next_boundary(swap, at):
+    a = make_pattern(groove([(0, s, 100, 0) for s in range(0, 96, 2)]))  # kick every 2 steps
+    b = make_pattern(groove([(1, s, 100, 0) for s in range(0, 96, 2)]))  # snare every 2 steps
+    seq = Sequencer(a, swap=swap)
+    seq.events(0.0, 1.0)
+    seq.offer(b)
+    ev = seq.events(1.0, 6.0)
+    first_snare = min(e.beat for e in ev if e.note == 38)
+    last_kick = max(e.beat for e in ev if e.note == 36)
+    assert first_snare == pytest.approx(at + (1 / 24 if swap == "tick" else 0), abs=1 / 12 + 1e-9)
+    assert last_kick < first_snare
+
+
+def test_six_eight_bar_is_three_beats():
+    p = make_pattern(groove([(0, 0, 100, 0), (2, 12, 60, 0), (2, 24, 60, 0)], ts=(6, 8)))
+    assert p.grid.steps_per_bar == 72
+    ev = Sequencer(p).events(0.0, 6.0)
+    assert [e.beat for e in ev if e.note == 36] == [0.0, 3.0]
+
+
+# --- the clock thread, on a fake time source ---------------------------------------
+
+
+class Recorder:
+    def __init__(self, clock):
+        self.clock, self.got = clock, []
+
+    def send(self, msg):
+        self.got.append((self.clock.t, msg))
+
+
+class FakeTime:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def run_for(player, fake, seconds, dt=0.0005):
+    end = fake.t + seconds
+    while fake.t < end:
+        nxt = player.service()
+        fake.t = max(fake.t + 1e-6, min(nxt, fake.t + dt))
+
+
+def make_player(pattern, clock, controls=None, **kw):
+    fake = FakeTime()
+    rec = Recorder(fake)
+    mb = Mailbox()
+    mb.put(pattern)
+    player = Player(Sequencer(swap="bar"), mb, controls or Controls(ControlState(bpm=120.0)), [rec], clock, now=fake, **kw)
+    return player, rec, fake
+
+
+def test_internal_clock_sends_24_pulses_per_beat_on_time_and_pairs_notes():
+    player, rec, fake = make_player(FOUR, InternalClock(120.0))
+    run_for(player, fake, 2.0 - 1e-4)
+    clocks = [t for t, m in rec.got if m.type == "clock"]
+    assert [m.type for _, m in rec.got[:2]] == ["control_change", "start"]  # all notes off, then Start
+    assert len(clocks) == 4 * PPQN  # 2 s at 120 BPM = 4 beats
+    assert np.allclose(np.diff(clocks), 0.5 / PPQN, atol=1e-5)  # computed, not accumulated
+    ons = [(t - 100.0, m.note) for t, m in rec.got if m.type == "note_on"]
+    assert [n for _, n in ons] == [36, 38, 36, 38]
+    assert np.allclose([t for t, _ in ons], [0.0, 0.5, 1.0, 1.5], atol=1e-3)
+    offs = [m.note for _, m in rec.got if m.type == "note_off"]
+    assert sorted(offs) == [36, 36, 38, 38]
+
+
+def test_tempo_change_keeps_the_phase():
+    clock = InternalClock(120.0)
+    clock.start(10.0)
+    assert clock.beat_at(11.0) == pytest.approx(2.0)
+    clock.set_bpm(60.0, 11.0)
+    assert clock.beat_at(11.0) == pytest.approx(2.0)
+    assert clock.time_of(3.0) == pytest.approx(12.0)
+
+
+def test_stop_silences_and_sends_all_notes_off():
+    controls = Controls(ControlState(bpm=120.0))
+    player, rec, fake = make_player(FOUR, InternalClock(120.0), controls, gate=0.9)
+    run_for(player, fake, 0.1)
+    assert any(m.type == "note_on" for _, m in rec.got)
+    controls.update(running=False)
+    run_for(player, fake, 0.01)
+    types = [m.type for _, m in rec.got]
+    assert "stop" in types and types.count("note_on") == types.count("note_off")
+    assert any(m.type == "control_change" and m.control == 123 for _, m in rec.got[-3:])
+
+
+def feed_pulses(player, fake, n, period, start_kind="start"):
+    if start_kind:
+        player.on_midi(mido.Message(start_kind), fake.t)
+    for _ in range(n):
+        player.on_midi(mido.Message("clock"), fake.t)
+        run_for(player, fake, period, dt=period / 8)
+
+
+def test_following_midi_clock_puts_hits_on_their_pulses():
+    p = make_pattern(groove([(0, 0, 100, 0), (2, 6, 70, 0.5), (1, 24, 90, 0)]))
+    player, rec, fake = make_player(p, MidiClockFollower())
+    period = 0.5 / PPQN  # 120 BPM
+    pulse_times = []
+    player.on_midi(mido.Message("start"), fake.t)
+    for _ in range(5 * PPQN):
+        pulse_times.append(fake.t)
+        player.on_midi(mido.Message("clock"), fake.t)
+        run_for(player, fake, period, dt=period / 8)
+    ons = [(t, m.note) for t, m in rec.got if m.type == "note_on"]
+    assert [n for _, n in ons] == [36, 42, 38, 36, 42]
+    assert ons[0][0] == pytest.approx(pulse_times[0], abs=1e-4)  # kick on pulse 0
+    assert ons[2][0] == pytest.approx(pulse_times[24], abs=1e-4)  # snare on pulse 24
+    assert ons[1][0] == pytest.approx(pulse_times[6] + period / 4, abs=period / 8)  # hat a quarter pulse late
+    assert ons[3][0] == pytest.approx(pulse_times[96], abs=1e-4)  # bar 2
+
+
+def test_midi_stop_silences_and_start_restarts_at_bar_one():
+    p = make_pattern(groove([(0, 0, 100, 0), (1, 12, 90, 0)]))
+    player, rec, fake = make_player(p, MidiClockFollower(), gate=0.9)
+    period = 0.5 / PPQN
+    feed_pulses(player, fake, 14, period)
+    player.on_midi(mido.Message("stop"), fake.t)
+    run_for(player, fake, 0.05)
+    types = [m.type for _, m in rec.got]
+    assert types.count("note_on") == 2 and types.count("note_off") == 2
+    rec.got.clear()
+    feed_pulses(player, fake, 3, period, start_kind="start")
+    assert [m.note for _, m in rec.got if m.type == "note_on"] == [36]  # bar 1 again: the kick
+
+
+def test_song_position_moves_the_playhead():
+    p = make_pattern(groove([(0, 0, 100, 0), (1, 48, 90, 0)]))
+    player, rec, fake = make_player(p, MidiClockFollower())
+    player.on_midi(mido.Message("songpos", pos=8), fake.t)  # 8 sixteenths = beat 2
+    feed_pulses(player, fake, 3, 0.5 / PPQN, start_kind="continue")
+    assert [m.note for _, m in rec.got if m.type == "note_on"] == [38]
+
+
+def test_clock_timeout_silences_until_pulses_return():
+    p = make_pattern(groove([(0, s, 100, 0) for s in range(0, 96, 12)]))
+    player, rec, fake = make_player(p, MidiClockFollower(timeout_beats=2.0), gate=2.0)
+    period = 0.5 / PPQN
+    feed_pulses(player, fake, 5, period)
+    run_for(player, fake, 2.0)  # pulses stop
+    assert player.view.state == "waiting for clock"
+    types = [m.type for _, m in rec.got]
+    assert types.count("note_on") == types.count("note_off")
+    feed_pulses(player, fake, 30, period, start_kind=None)
+    assert player.view.state == "playing"
