@@ -3,15 +3,61 @@
 ``ControlState`` is an immutable snapshot; ``Controls`` holds the latest one. Writers
 (the window, the OSC server thread, the MIDI input callback) only replace values; readers
 (the decode worker, the clock thread, the display) take the snapshot when they need it.
+
+OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its outputs):
+
+==========================  =================================================================
+``/wek/outputs x y``        Wekinator outputs, 0..1 each (clamped) -> z in ±extent, y up
+``/rvae/xy x y``            the cursor in latent units, clamped to ±extent
+``/rvae/threshold t``       0..1, clamped (a fader's overshoot is not an error)
+``/rvae/noise n``           n >= 0 latent units; negative is rejected
+``/rvae/mute i [on]``       kit class i: one argument toggles, a second 0/1 sets
+``/rvae/start``             run (internal clock)
+``/rvae/stop``              stop
+``/rvae/panic``             note-offs and All Notes Off now
+``/rvae/tempo bpm``         20..300; outside is rejected (a clamped wrong tempo is still wrong)
+``/rvae/microtiming pct``   0..100 (clamped) -> 0..1
+``/rvae/velocity m [v]``    ``fixed`` (optionally at velocity v, 1..127) or ``decoded``
+``/rvae/swap m``            ``tick``, ``beat`` or ``bar``
+==========================  =================================================================
+
+Start, stop and panic also take one number, as buttons send (TouchOSC: 1 on press, 0 on
+release): non-zero acts, zero is ignored. Numbers may be ints or floats; NaN and infinity
+are rejected. A message that breaks these rules, a pattern address (``/rvae/*``) and an
+unknown address are ignored and logged once per address: a sender that repeats a bad message
+100 times a second must not flood the log of a live show.
+
+OSC out (``OscCursorOut``, to Wekinator's input port 6448): ``/wek/inputs x y``, the inverse
+of ``/wek/outputs``, so a gesture model can be trained against where the cursor is.
+
+MIDI CC in (``CCMap``): two controllers move the cursor's x and y.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import logging
+import math
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["ControlState", "Controls"]
+import mido
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import BlockingOSCUDPServer
+from pythonosc.udp_client import SimpleUDPClient
+
+from performer.sequencer import SWAP_MODES
+
+__all__ = ["CCMap", "ControlState", "Controls", "OscCursorOut", "OscServer", "parse_host_port"]
+
+logger = logging.getLogger(__name__)
+
+VELOCITY_MODES = ("decoded", "fixed")
+TEMPO_RANGE = (20.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -59,3 +105,463 @@ class Controls:
             self._state = dataclasses.replace(self._state, panic=self._state.panic + 1)
             self.version += 1
             return self._state
+
+    # The two below read and write under one lock: done as get() then update() by a caller,
+    # a concurrent writer's change in between (the mouse moving y while a CC moves x) is lost.
+
+    def set_mute(self, instrument: int, on: bool) -> ControlState:
+        """Mute (``on``) or unmute one kit class."""
+        with self._lock:
+            mutes = self._state.mutes | {instrument} if on else self._state.mutes - {instrument}
+            self._state = dataclasses.replace(self._state, mutes=frozenset(mutes))
+            self.version += 1
+            return self._state
+
+    def move_axis(self, axis: int, value: float) -> ControlState:
+        """Set one coordinate of the cursor (0 = x, 1 = y), keeping the other."""
+        with self._lock:
+            z = list(self._state.z)
+            z[axis] = float(value)
+            self._state = dataclasses.replace(self._state, z=(z[0], z[1]))
+            self.version += 1
+            return self._state
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+class _Once:
+    """Log a warning the first time a key is seen, then stay quiet about it."""
+
+    def __init__(self) -> None:
+        self._seen: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def warn(self, key: Any, msg: str, *args: Any, exc_info: bool = False) -> None:
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        logger.warning(msg, *args, exc_info=exc_info)
+
+
+class _Malformed(ValueError):
+    """A message the server ignores; the text says why."""
+
+
+def _check_extent(extent: float) -> float:
+    if not (isinstance(extent, int | float) and math.isfinite(extent) and extent > 0):
+        raise ValueError(f"extent must be a positive number of latent units, not {extent!r}")
+    return float(extent)
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return min(max(x, lo), hi)
+
+
+def _number(v: Any) -> float:
+    # bool is an int to Python, but an OSC True/False is not a fader value
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Malformed(f"expected a number, got {v!r}")
+    x = float(v)
+    if not math.isfinite(x):
+        raise _Malformed(f"expected a finite number, got {v!r}")
+    return x
+
+
+def _integer(v: Any) -> int:
+    x = _number(v)  # controllers such as TouchOSC send every number as a float: 2.0 is fine
+    if x != int(x):
+        raise _Malformed(f"expected a whole number, got {v!r}")
+    return int(x)
+
+
+def _word(v: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(v, str) or v.lower() not in choices:
+        raise _Malformed(f"expected one of {', '.join(choices)}, got {v!r}")
+    return v.lower()
+
+
+def _arity(args: tuple, lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    if not lo <= len(args) <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi}"
+        raise _Malformed(f"expected {want} argument{'s' if hi != 1 else ''}, got {len(args)}")
+
+
+def _pressed(args: tuple) -> bool:
+    """A trigger: no argument, or a button's state (non-zero = pressed, zero = released)."""
+    _arity(args, 0, 1)
+    if not args:
+        return True
+    v = args[0]
+    return bool(v) if isinstance(v, bool) else _number(v) != 0.0
+
+
+# --- OSC in --------------------------------------------------------------------------------
+
+
+def _make_dispatcher() -> Dispatcher:
+    # python-osc sleeps in the server thread until a bundle's time tag unless told not to
+    # (its issue #110: a sender with a clock ahead of ours held every message back until
+    # memory ran out). We want the latest value now, whatever the tag says.
+    if "strict_timing" in inspect.signature(Dispatcher).parameters:
+        return Dispatcher(strict_timing=False)
+    return Dispatcher()  # older python-osc: bundles with future time tags are delayed
+
+
+class _UDPServer(BlockingOSCUDPServer):
+    """python-osc's blocking server, with request errors logged instead of printed to stderr."""
+
+    once: _Once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver's default prints a traceback per bad packet; handlers catch their own
+        # errors, so this is for the unforeseen (a parser bug), logged once with its traceback
+        self.once.warn(("error",), "OSC: an incoming packet raised an error; ignored", exc_info=True)
+
+
+def _wake(server: _UDPServer) -> None:
+    """Send the server an empty datagram, so that a loop waiting for one looks at its stop flag."""
+    host, port = server.server_address[:2]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"  # a wildcard bind is reachable on loopback
+    elif host == "::":
+        host = "::1"
+    try:
+        with socket.socket(server.address_family, socket.SOCK_DGRAM) as s:
+            s.sendto(b"", (host, port))
+    except OSError:
+        logger.debug("OSC: could not wake the server; it stops within %.1f s", OscServer.WAKE_INTERVAL)
+
+
+class OscServer:
+    """Listen for OSC on ``host:port`` and write what arrives into ``controls``.
+
+    One daemon thread runs python-osc's blocking server: handlers are a few comparisons and
+    one ``controls`` update, so a thread per packet (``ThreadingOSCUDPServer``) would only
+    cost more and could apply an older value after a newer one.
+
+    >>> with OscServer(controls, port=0) as osc:   # port=0: any free port, see osc.port
+    ...     ...
+
+    ``start`` binds (raising OSError that names host:port if it cannot) and starts the
+    thread; ``stop`` ends the loop, joins and closes the socket; both are idempotent.
+
+    Not socketserver's ``serve_forever``/``shutdown``: its loop looks for a shutdown request
+    only every poll interval, so stop waits up to that interval (0.5 s by default) unless the
+    idle thread is made to wake, and take the GIL, many times a second. Here the loop sleeps in ``handle_request``
+    until a datagram arrives, and ``stop`` sends one (empty, so python-osc drops it) to wake
+    it at once; ``WAKE_INTERVAL`` is only the fallback should that datagram be lost.
+    ``instruments`` (the kit's class count), when given, bounds the /rvae/mute index.
+    """
+
+    WAKE_INTERVAL = 0.5  # the idle loop's fallback wake-up: stop's worst case if its wake-up datagram is lost
+
+    def __init__(self, controls: Controls, host: str = "127.0.0.1", port: int = 12000, extent: float = 3.0,
+                 *, instruments: int | None = None) -> None:
+        if not (isinstance(port, int) and 0 <= port <= 65535):
+            raise ValueError(f"OSC port must be 0..65535, not {port!r}")
+        self.controls, self.host, self.extent = controls, host, _check_extent(extent)
+        self.instruments = instruments
+        self._requested_port = port
+        self._once = _Once()
+        self._lock = threading.Lock()  # start/stop may be called from different threads
+        self._server: _UDPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.dispatcher = _make_dispatcher()
+        handlers: dict[str, Callable[..., None]] = {
+            "/wek/outputs": self._wek_outputs,
+            "/rvae/xy": self._xy,
+            "/rvae/threshold": self._threshold,
+            "/rvae/noise": self._noise,
+            "/rvae/mute": self._mute,
+            "/rvae/start": self._start,
+            "/rvae/stop": self._stop,
+            "/rvae/panic": self._panic,
+            "/rvae/tempo": self._tempo,
+            "/rvae/microtiming": self._microtiming,
+            "/rvae/velocity": self._velocity,
+            "/rvae/swap": self._swap,
+        }
+        self.addresses = tuple(handlers)
+        for address, handler in handlers.items():
+            self.dispatcher.map(address, self._guarded(address, handler))
+        self.dispatcher.set_default_handler(self._unknown)
+
+    # lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound port while running (the one port=0 picked), else the requested one."""
+        server = self._server
+        return server.server_address[1] if server is not None else self._requested_port
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> OscServer:
+        with self._lock:
+            if self._server is not None:
+                return self
+            try:
+                server = _UDPServer((self.host, self._requested_port), self.dispatcher)
+            except OSError as e:
+                # one sentence the app can print as is; errno kept for callers that branch on it
+                err = OSError(f"cannot listen for OSC on {self.host}:{self._requested_port}: "
+                              f"{e.strerror or e}")
+                err.errno = e.errno
+                raise err from e
+            server.once = self._once
+            server.timeout = self.WAKE_INTERVAL
+            self._server = server
+            self._stopping = threading.Event()  # a fresh one per run: start after stop works
+            self._thread = threading.Thread(target=self._serve, args=(server, self._stopping), name="osc-server",
+                                            daemon=True)
+            self._thread.start()
+            logger.debug("OSC: listening on %s:%d", self.host, self.port)
+            return self
+
+    def _serve(self, server: _UDPServer, stopping: threading.Event) -> None:
+        try:
+            while not stopping.is_set():
+                server.handle_request()  # one datagram, or WAKE_INTERVAL of silence
+        except Exception:  # the socket failing under us: say so, don't die with a bare traceback
+            logger.exception("OSC: the server on %s:%d stopped", self.host, server.server_address[1])
+
+    def stop(self, timeout: float = 1.0) -> None:
+        with self._lock:
+            server, thread, stopping = self._server, self._thread, self._stopping
+            self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        stopping.set()
+        _wake(server)
+        thread.join(timeout)
+        server.server_close()  # after the join: closing a socket another thread is selecting on is undefined
+
+    def __enter__(self) -> OscServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # dispatch
+
+    def _guarded(self, address: str, handler: Callable[..., None]) -> Callable[..., None]:
+        def on_message(incoming: str, *args: Any) -> None:
+            if incoming != address:
+                # python-osc fans a pattern address out to every match: "/rvae/*" would start,
+                # stop and panic at once. Exact addresses only.
+                self._once.warn(incoming, "OSC: ignoring pattern address %s (send exact addresses)", incoming)
+                return
+            try:
+                handler(*args)
+            except Exception as e:  # never raise in the server thread: one bad sender, one log line
+                self._once.warn(address, "OSC: ignoring %s %s: %s (further problems with %s are not logged)",
+                                address, list(args), e, address)
+
+        return on_message
+
+    def _unknown(self, address: str, *args: Any) -> None:
+        self._once.warn(address, "OSC: ignoring unknown address %s (known: %s)", address, ", ".join(self.addresses))
+
+    # handlers: validate, then write the latest value, nothing else
+
+    def _wek_outputs(self, *args: Any) -> None:
+        _arity(args, 2)
+        # Wekinator's regression outputs overshoot their training range: clamp to the pad
+        x, y = (_clamp(_number(v), 0.0, 1.0) for v in args)
+        e = self.extent
+        self.controls.update(z=((2.0 * x - 1.0) * e, (2.0 * y - 1.0) * e))  # y = 1 is the top
+
+    def _xy(self, *args: Any) -> None:
+        _arity(args, 2)
+        e = self.extent
+        x, y = (_clamp(_number(v), -e, e) for v in args)
+        self.controls.update(z=(x, y))
+
+    def _threshold(self, *args: Any) -> None:
+        _arity(args, 1)
+        self.controls.update(threshold=_clamp(_number(args[0]), 0.0, 1.0))
+
+    def _noise(self, *args: Any) -> None:
+        _arity(args, 1)
+        n = _number(args[0])
+        if n < 0:
+            raise _Malformed(f"noise must be >= 0, got {n}")
+        self.controls.update(noise=n)
+
+    def _mute(self, *args: Any) -> None:
+        _arity(args, 1, 2)
+        i = _integer(args[0])
+        if i < 0 or (self.instruments is not None and i >= self.instruments):
+            top = "" if self.instruments is None else f"..{self.instruments - 1}"
+            raise _Malformed(f"instrument must be 0{top}, got {i}")
+        if len(args) == 1:
+            self.controls.toggle_mute(i)
+            return
+        on = args[1]
+        if isinstance(on, bool):
+            self.controls.set_mute(i, on)
+            return
+        v = _number(on)
+        if v not in (0.0, 1.0):
+            raise _Malformed(f"mute state must be 0 or 1, got {on!r}")
+        self.controls.set_mute(i, v == 1.0)
+
+    def _start(self, *args: Any) -> None:
+        if _pressed(args):
+            self.controls.update(running=True)
+
+    def _stop(self, *args: Any) -> None:
+        if _pressed(args):
+            self.controls.update(running=False)
+
+    def _panic(self, *args: Any) -> None:
+        if _pressed(args):
+            self.controls.request_panic()
+
+    def _tempo(self, *args: Any) -> None:
+        _arity(args, 1)
+        bpm = _number(args[0])
+        lo, hi = TEMPO_RANGE
+        if not lo <= bpm <= hi:
+            raise _Malformed(f"tempo must be {lo:g}..{hi:g} BPM, got {bpm:g}")
+        self.controls.update(bpm=bpm)
+
+    def _microtiming(self, *args: Any) -> None:
+        _arity(args, 1)
+        self.controls.update(microtiming=_clamp(_number(args[0]), 0.0, 100.0) / 100.0)
+
+    def _velocity(self, *args: Any) -> None:
+        _arity(args, 1, 2)
+        mode = _word(args[0], VELOCITY_MODES)
+        if len(args) == 1:
+            self.controls.update(velocity=mode)
+            return
+        if mode != "fixed":
+            raise _Malformed("only 'fixed' takes a velocity")
+        v = _integer(args[1])
+        if not 1 <= v <= 127:
+            raise _Malformed(f"velocity must be 1..127, got {v}")
+        self.controls.update(velocity=mode, fixed_velocity=v)
+
+    def _swap(self, *args: Any) -> None:
+        _arity(args, 1)
+        self.controls.update(swap=_word(args[0], SWAP_MODES))
+
+
+# --- OSC out -------------------------------------------------------------------------------
+
+
+def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``"HOST:PORT"`` -> (host, port). ``"[::1]:6448"`` for IPv6; ``"6448"`` or ``":6448"``
+    means ``default_host``. Raises ValueError with a sentence a CLI can print."""
+    s = text.strip()
+    host, sep, port_text = s.rpartition(":")
+    if not sep:
+        host, port_text = "", s
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"cannot read {text!r} as HOST:PORT: write an IPv6 host in brackets, e.g. [::1]:6448")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be a number, e.g. "
+                         f"127.0.0.1:6448") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be 1..65535")
+    return host or default_host, port
+
+
+class OscCursorOut:
+    """Send the cursor as ``/wek/inputs x y`` (0..1 each, y up), as R-VAE does, so a
+    Wekinator gesture model can be trained against it.
+
+    Called from the UI's frame loop, so ``send_cursor`` is cheap (the host is resolved once
+    here, not per datagram; the socket never blocks) and never raises: a send that fails is
+    logged once per kind of failure and dropped. Not deduplicated on purpose: Wekinator
+    records one example per incoming input, and a still cursor is still an input.
+    """
+
+    ADDRESS = "/wek/inputs"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 6448) -> None:
+        try:
+            family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        except (OSError, OverflowError, TypeError) as e:
+            raise OSError(f"cannot send OSC to {host}:{port}: {getattr(e, 'strerror', None) or e}") from e
+        self.host, self.port = host, port
+        self._client = SimpleUDPClient(sockaddr[0], port, family=family)
+        self._once = _Once()
+
+    def send_cursor(self, z: tuple[float, float] | Any, extent: float = 3.0) -> None:
+        try:
+            zx, zy, e = float(z[0]), float(z[1]), float(extent)
+            if not (math.isfinite(zx) and math.isfinite(zy) and math.isfinite(e) and e > 0):
+                self._once.warn("value", "OSC out: not sending cursor %r with extent %r", z, extent)
+                return
+            x = _clamp((zx / e + 1.0) / 2.0, 0.0, 1.0)
+            y = _clamp((zy / e + 1.0) / 2.0, 0.0, 1.0)
+            self._client.send_message(self.ADDRESS, [x, y])
+        except OSError as e:  # full buffer (non-blocking socket), network down, closed socket
+            self._once.warn(("send", type(e).__name__, e.errno),
+                            "OSC out: cannot send to %s:%d: %s (further failures like this are not logged)",
+                            self.host, self.port, e)
+        except Exception as e:  # a malformed z: the show goes on
+            self._once.warn(("error", type(e).__name__), "OSC out: cannot send cursor %r: %s", z, e)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> OscCursorOut:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- MIDI CC in ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CCMap:
+    """Two MIDI controllers move the cursor: CC value 0..127 -> -extent..+extent on its axis
+    (127 = right / top), keeping the other axis. ``channel`` None listens on every channel.
+
+    ``handle`` runs on the rtmidi input callback thread: it only writes into ``controls``.
+    Note that 64 is not the exact centre (a 7-bit controller has none): it maps to +extent/127.
+    """
+
+    cc_x: int | None
+    cc_y: int | None
+    channel: int | None = None  # 0..15 as mido counts, None = any
+    extent: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("cc_x", "cc_y"):
+            cc = getattr(self, name)
+            if cc is not None and not (isinstance(cc, int) and not isinstance(cc, bool) and 0 <= cc <= 127):
+                raise ValueError(f"{name} must be a MIDI controller number 0..127, not {cc!r}")
+        if self.cc_x is not None and self.cc_x == self.cc_y:
+            raise ValueError(f"cc_x and cc_y are both controller {self.cc_x}: give each axis its own")
+        if self.channel is not None and not (isinstance(self.channel, int) and 0 <= self.channel <= 15):
+            raise ValueError(f"channel must be 0..15 (mido counts from 0) or None for any, not {self.channel!r}")
+        object.__setattr__(self, "extent", _check_extent(self.extent))
+
+    def handle(self, msg: mido.Message, controls: Controls) -> bool:
+        """Move the cursor if ``msg`` is one of our controllers; True if it was."""
+        if msg.type != "control_change" or (self.channel is not None and msg.channel != self.channel):
+            return False
+        if msg.control == self.cc_x:
+            axis = 0
+        elif msg.control == self.cc_y:
+            axis = 1
+        else:
+            return False
+        controls.move_axis(axis, (msg.value / 127.0 * 2.0 - 1.0) * self.extent)
+        return True

@@ -9,6 +9,8 @@ float32, ~3.5 MB here); they are widened to float32 on load.
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,14 +64,41 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     return write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+def _reason(e: Exception, limit: int = 120) -> str:
+    """An exception as a short phrase: torch's messages run over several lines and sentences."""
+    text = re.split(r"(?<=[.:])\s", " ".join(str(e).split()), maxsplit=1)[0].rstrip(".:") or type(e).__name__
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    if head != ZIP_MAGIC:  # checked first: torch.load on other bytes fails with messages about pickles
+        raise CheckpointError(f"{path} is not an rvae checkpoint (it is not a file written by torch.save)")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is truncated, corrupt or not a checkpoint ({str(e).splitlines()[0][:120]})") from None
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # torch.load skips the checksums: flipped bits would load as weights
+    except Exception:  # zipfile raises BadZipFile, OSError, ValueError... for a damaged archive
+        damaged = "the archive's directory"
+    if damaged is not None:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt (its zip archive is damaged)")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: the error says enough
+            warnings.simplefilter("ignore")
+            d = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused a Python object, which could run code
+        raise CheckpointError(f"{path} is not an rvae checkpoint (it holds Python objects, which rvae does not load)"
+                              ) from None
+    except Exception as e:  # a damaged archive makes torch.load raise almost anything (RuntimeError, OSError, KeyError)
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({_reason(e)})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an rvae checkpoint")
     if d.get("version") != VERSION:
@@ -78,9 +107,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         grid, kit = Grid.from_dict(d["grid"]), Kit.from_dict(d["kit"])
         config = VAEConfig(**d["model_config"])
         model = GrooveVAE(config)
-        model.load_state_dict({k: v.float() for k, v in d["state"].items()})
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {path} is incompatible with this rvae ({str(e).splitlines()[0][:160]})") from None
+        state = {k: v.float() for k, v in d["state"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"checkpoint {path} is incompatible with this rvae ({_reason(e)})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        # torch puts a heading first, then one line per mismatched tensor: name the first tensor
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit its model config "
+                              f"({_reason(RuntimeError(lines[1] if len(lines) > 1 else str(e)))})") from None
     if (config.instruments, config.steps) != (len(kit), grid.steps):
         raise CheckpointError(f"checkpoint {path}: the model's shape does not match its grid and kit")
     model.eval()

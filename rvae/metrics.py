@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["onset_scores", "tolerant_f1", "velocity_mae", "timing_mae_ms", "evaluate"]
+__all__ = ["evaluate", "onset_scores", "timing_mae_ms", "tolerant_f1", "velocity_mae"]
 
 
 def _prf(tp: float, n_pred: float, n_true: float) -> tuple[float, float, float]:
@@ -27,23 +27,24 @@ def onset_scores(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, floa
 
 def tolerant_f1(pred: np.ndarray, true: np.ndarray, tolerance: int = 1) -> float:
     """F1 where a predicted onset within ``tolerance`` steps of a true onset of the same
-    instrument counts, each true onset matched at most once (exact matches first, then
-    nearer shifts before farther ones, earlier before later). Loops do not wrap."""
+    instrument counts, each true and each predicted onset matched at most once, with as many
+    matches as possible (a maximum matching, as mir_eval's ``match_events``). Loops do not wrap.
+
+    Per instrument row, true onsets are taken in time order and each takes the earliest free
+    prediction within reach: with windows of equal width this greedy matching is maximal.
+    (Matching by shift, exact first then -1 then +1, is not: a roll every 2 steps played one
+    step early lost a third of its hits.)"""
     pred, true = pred > 0.5, true > 0.5
-    free_pred, free_true = pred.copy(), true.copy()
     tp = 0
-    shifts = [0] + [s for d in range(1, tolerance + 1) for s in (-d, d)]
-    for s in shifts:
-        # pred at step t matches true at step t + s
-        if s >= 0:
-            m = free_pred[..., : pred.shape[-1] - s] & free_true[..., s:]
-            free_pred[..., : pred.shape[-1] - s] &= ~m
-            free_true[..., s:] &= ~m
-        else:
-            m = free_pred[..., -s:] & free_true[..., :s]
-            free_pred[..., -s:] &= ~m
-            free_true[..., :s] &= ~m
-        tp += int(m.sum())
+    rows = np.argwhere(pred.any(axis=-1) & true.any(axis=-1))  # (loop, instrument) rows with both
+    for row in map(tuple, rows):
+        p, i = np.flatnonzero(pred[row]), 0
+        for t in np.flatnonzero(true[row]):
+            while i < len(p) and p[i] < t - tolerance:  # too early for this and every later true onset
+                i += 1
+            if i < len(p) and p[i] <= t + tolerance:
+                tp += 1
+                i += 1
     return _prf(tp, pred.sum(), true.sum())[2]
 
 

@@ -1,5 +1,180 @@
-import sys
-def test_x():
-    import rvae
-    print(rvae.__file__, sys.path[:3])
-    from rvae import Grid
+"""GrooveVAE's shapes, ranges and loss; the reconstruction metrics on hand-made arrays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rvae.checkpoint import Checkpoint
+from rvae.generate import decode, encode
+from rvae.grid import Grid
+from rvae.kit import KITS
+from rvae.metrics import onset_scores, timing_mae_ms, tolerant_f1, velocity_mae
+from rvae.model import GrooveVAE, VAEConfig
+
+nan = float("nan")
+
+
+def loops(*hits_per_loop, instruments=9, steps=72) -> torch.Tensor:
+    """[(instrument, step, velocity 0..1, offset), ...] per loop -> (B, 3, instruments, steps)."""
+    x = torch.zeros(len(hits_per_loop), 3, instruments, steps)
+    for b, hits in enumerate(hits_per_loop):
+        for inst, step, vel, off in hits:
+            x[b, :, inst, step] = torch.tensor([1.0, vel, off])
+    return x
+
+
+BEMBE = [(0, 0, 0.9, 0.1), (8, 0, 0.7, 0.0), (8, 12, 0.6, -0.3), (8, 24, 0.8, 0.2), (1, 36, 0.8, 0.5),
+         (8, 60, 0.5, -0.1)]
+BALLAD = [(0, 0, 1.0, 0.0), (2, 0, 0.6, 0.0), (2, 12, 0.5, 0.2), (1, 36, 0.9, 0.4), (2, 48, 0.5, -0.2)]
+
+
+def small_model(**kw) -> GrooveVAE:
+    torch.manual_seed(0)
+    return GrooveVAE(VAEConfig(**{"instruments": 9, "steps": 72, "hidden": 32, **kw}))
+
+
+# --- the model -----------------------------------------------------------------------------
+
+def test_shapes_and_output_heads():
+    model = small_model()
+    x = loops(BEMBE, BALLAD, [])
+    mean, logvar = model.encode(x)
+    assert mean.shape == logvar.shape == (3, 2)
+    z = torch.tensor([[0.0, 0.0], [40.0, -40.0], [-40.0, 40.0]])  # far out, where the heads saturate
+    out = model.decode(z)
+    assert out.shape == (3, 3, 9, 72)
+    raw = model.decoder(z)
+    torch.testing.assert_close(out[:, 0], torch.sigmoid(raw[:, 0]))  # onset probability
+    torch.testing.assert_close(out[:, 1], torch.sigmoid(raw[:, 1]))  # velocity 0..1
+    torch.testing.assert_close(out[:, 2], torch.tanh(raw[:, 2]))  # offset -1..1, either sign
+    assert ((out[:, :2] >= 0) & (out[:, :2] <= 1)).all()
+    assert (out[:, 2].abs() <= 1).all() and (out[:, 2] < 0).any() and (out[:, 2] > 0).any()
+
+
+def test_loss_terms_are_finite_and_add_up():
+    model = small_model(beta=0.5, w_velocity=2.0, w_offset=3.0)
+    with torch.no_grad():
+        parts = model.loss(loops(BEMBE, BALLAD, []), kl_weight=0.5, generator=torch.Generator().manual_seed(1))
+    assert set(parts) == {"loss", "onset_bce", "velocity_se", "offset_se", "kl"}
+    for name, v in parts.items():
+        assert v.shape == () and math.isfinite(float(v)) and float(v) >= 0, name
+    expected = parts["onset_bce"] + 2.0 * parts["velocity_se"] + 3.0 * parts["offset_se"] + 0.5 * 0.5 * parts["kl"]
+    torch.testing.assert_close(parts["loss"], expected)
+
+
+def test_velocity_and_offset_errors_count_only_on_true_onsets(monkeypatch):
+    model = small_model()
+    # Fix z, so that only the targets change between calls.
+    monkeypatch.setattr(model, "encode", lambda x: (torch.zeros(len(x), 2), torch.zeros(len(x), 2)))
+
+    @torch.no_grad()
+    def loss(x):
+        return model.loss(x, generator=torch.Generator().manual_seed(0))
+
+    x = loops(BEMBE)
+    base = loss(x)
+    junk = x.clone()
+    silent = junk[:, 0] == 0
+    junk[:, 1][silent], junk[:, 2][silent] = 0.9, -0.7  # values where there is no hit
+    for k in ("velocity_se", "offset_se"):
+        assert float(loss(junk)[k]) == float(base[k]), k
+    moved = x.clone()
+    moved[0, 1, 8, 12], moved[0, 2, 8, 12] = 0.1, 0.9  # the same cells on a true onset
+    assert float(loss(moved)["velocity_se"]) != float(base["velocity_se"])
+    assert float(loss(moved)["offset_se"]) != float(base["offset_se"])
+    empty = torch.zeros(1, 3, 9, 72)
+    empty[:, 1:] = 0.5
+    assert float(loss(empty)["velocity_se"]) == 0.0 and float(loss(empty)["offset_se"]) == 0.0
+
+
+def test_n_params():
+    # cells = 2 x 3 = 6, hidden 4, latent 2. Encoder: 3 x (6*4+4) + (12*4+4) + 2 x (4*2+2) = 156;
+    # decoder: (2*4+4) + (4*12+12) + 3 x (4*6+6) = 162.
+    assert GrooveVAE(VAEConfig(instruments=2, steps=3, hidden=4)).n_params() == 318
+    assert GrooveVAE(VAEConfig()).n_params() == 1_726_500  # the default, on a 4/4 bar
+
+
+def test_latent_dim_8():
+    model = small_model(latent_dim=8)
+    mean, logvar = model.encode(loops(BEMBE, BALLAD))
+    assert mean.shape == logvar.shape == (2, 8)
+    assert model.decode(torch.zeros(5, 8)).shape == (5, 3, 9, 72)
+    with torch.no_grad():
+        assert all(math.isfinite(float(v)) for v in model.loss(loops(BEMBE)).values())
+    # Through the library: a 2-D point is padded with zeros, encoding gives all 8 dimensions.
+    ckpt = Checkpoint(model.eval(), Grid((6, 8)), KITS["default"])
+    groove = decode(ckpt, [0.5, -1.0])
+    assert groove.onsets.shape == (9, 72) and groove.grid.meter == "6/8"
+    np.testing.assert_array_equal(decode(ckpt, [0.5, -1.0, 0, 0, 0, 0, 0, 0]).onsets, groove.onsets)
+    assert encode(ckpt, [groove]).shape == (1, 8)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def a(*rows) -> np.ndarray:
+    """One loop, one row per instrument -> (1, instruments, steps)."""
+    return np.array([rows], dtype=np.float32)
+
+
+def close(got, want) -> bool:
+    return (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want)
+
+
+@pytest.mark.parametrize(("pred", "true", "want"), [
+    (a([1, 1, 0, 0, 1, 0, 0, 0]), a([1, 0, 0, 0, 1, 0, 1, 0]), (2 / 3, 2 / 3, 2 / 3)),
+    (a([1, 0, 0, 0], [0, 0, 1, 0]), a([1, 0, 0, 0], [0, 0, 0, 0]), (1 / 2, 1.0, 2 / 3)),
+    (a([0, 1, 0, 0]), a([1, 0, 0, 0]), (0.0, 0.0, 0.0)),  # one step off is a miss on the exact grid
+    (a([0, 0, 0, 0]), a([1, 0, 0, 0]), (nan, 0.0, 0.0)),  # nothing predicted: precision undefined
+    (a([0, 0, 0, 0]), a([0, 0, 0, 0]), (nan, nan, nan)),
+    (a([0.7, 0.2, 0, 0]), a([1, 1, 0, 0]), (1.0, 0.5, 2 / 3)),  # probabilities: > 0.5 is a hit
+])
+def test_onset_scores(pred, true, want):
+    got = onset_scores(pred, true)
+    assert all(close(g, w) for g, w in zip(got, want, strict=True)), got
+
+
+@pytest.mark.parametrize(("pred", "true", "want"), [
+    (a([0, 1, 0, 0, 0, 1, 0, 0]), a([1, 0, 0, 0, 0, 0, 1, 0]), 1.0),  # one step late, one step early
+    (a([0, 0, 1, 0, 0, 0, 0, 0]), a([1, 0, 0, 0, 0, 0, 0, 0]), 0.0),  # two steps: out of tolerance
+    (a([0, 1, 1, 1, 0, 0, 0, 0]), a([0, 0, 1, 0, 0, 0, 0, 0]), 0.5),  # a true onset is matched once: 2*1/(3+1)
+    (a([0, 0, 1, 0, 0, 0, 0, 0]), a([0, 1, 0, 1, 0, 0, 0, 0]), 2 / 3),  # a prediction too: 2*1/(1+2)
+    (a([1, 0, 0, 0], [0, 0, 0, 0]), a([0, 0, 0, 0], [1, 0, 0, 0]), 0.0),  # another instrument's hit
+    (a([0, 0, 0, 1]), a([1, 0, 0, 0]), 0.0),  # loops do not wrap
+    # A 32nd-triplet roll (every 2 steps) played one step early, or late: every hit is near its own.
+    (a([0, 1, 0, 1, 0, 1, 0, 0]), a([0, 0, 1, 0, 1, 0, 1, 0]), 1.0),
+    (a([0, 0, 0, 1, 0, 1, 0, 1]), a([0, 0, 1, 0, 1, 0, 1, 0]), 1.0),
+    (a([0, 0, 0, 0]), a([0, 0, 0, 0]), nan),
+])
+def test_tolerant_f1(pred, true, want):
+    assert close(tolerant_f1(pred, true), want)
+
+
+def test_tolerant_f1_exact_when_tolerance_is_zero():
+    pred, true = a([0, 1, 0, 0, 1, 0]), a([1, 0, 0, 0, 1, 0])
+    assert tolerant_f1(pred, true, tolerance=0) == pytest.approx(onset_scores(pred, true)[2]) == 0.5
+    # Two steps from both true onsets: matches one of them at tolerance 2, none at 1.
+    assert tolerant_f1(a([0, 0, 1, 0, 0, 0]), true, tolerance=2) == pytest.approx(2 / 3)
+    assert tolerant_f1(a([0, 0, 1, 0, 0, 0]), true, tolerance=1) == 0.0
+
+
+def test_velocity_mae_in_midi_units_on_true_onsets():
+    pred = a([0.5, 0.9, 0.0, 0.2])
+    true = a([0.6, 0.9, 0.0, 0.0])
+    on = a([1, 1, 0, 0])  # the 0.2 where nothing was played does not count
+    assert velocity_mae(pred, true, on) == pytest.approx(0.05 * 127)
+    assert math.isnan(velocity_mae(pred, true, a([0, 0, 0, 0])))
+
+
+def test_timing_mae_ms_at_each_loops_tempo():
+    # 4 steps per quarter: at 120 BPM a step is 125 ms, so an offset of 1 (half a step) is 62.5 ms;
+    # at 60 BPM it is 125 ms.
+    pred = np.array([[[0.5, 0.0, 0.0]], [[0.0, -1.0, 0.3]]], np.float32)
+    true = np.array([[[-0.5, 0.0, 0.0]], [[0.0, 0.0, 0.0]]], np.float32)
+    on = np.array([[[1, 0, 0]], [[0, 1, 0]]], np.float32)
+    assert timing_mae_ms(pred, true, on, np.array([120.0, 60.0]), 4) == pytest.approx((62.5 + 125.0) / 2)
+    assert timing_mae_ms(pred[:1], true[:1], on[:1], np.array([120.0]), 24) == pytest.approx(62.5 / 6)
+    assert math.isnan(timing_mae_ms(pred, true, np.zeros_like(on), np.array([120.0, 60.0]), 4))

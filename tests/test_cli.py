@@ -1,0 +1,236 @@
+"""The ``rvae`` command, called in-process: what each subcommand writes and prints, and its
+exit status when it refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import pytest
+from test_train import BAD, DATA_6_8, bad_checkpoint, one_thread, trained_6_8
+
+from rvae.checkpoint import load_checkpoint
+from rvae.cli import main
+from rvae.generate import decode
+
+TICKS_6_8 = 3 * 480  # one bar of 6/8 = 3 quarters, at the 480 ticks per quarter rvae writes
+
+# One bar of 6/8 (3 quarters): a bembé-like bell over kick and snare, and a ballad.
+BEMBE = [(36, 100, 0.0), (53, 90, 0.0), (53, 70, 0.5), (53, 90, 1.0), (38, 80, 1.5), (53, 70, 2.0), (53, 90, 2.5)]
+BALLAD = [(36, 110, 0.0), (42, 70, 0.0), (42, 60, 0.5), (42, 60, 1.0), (38, 100, 1.5), (42, 70, 2.0), (42, 60, 2.5)]
+
+
+def bars(pattern, n, length=3.0):
+    return [(note, vel, q + b * length) for b in range(n) for note, vel, q in pattern]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def model_6_8(tmp_path_factory) -> Path:
+    return trained_6_8(tmp_path_factory)
+
+
+def events(path: Path) -> list[tuple[int, mido.Message]]:
+    """(absolute tick, message) for every event of a type-0 file."""
+    mid = mido.MidiFile(path)
+    assert mid.type == 0 and mid.ticks_per_beat == 480
+    out, now = [], 0
+    for msg in mid.tracks[0]:
+        now += msg.time
+        out.append((now, msg))
+    return out
+
+
+def check_midi(path: Path, meter=(6, 8), bpm=120.0) -> list[tuple[int, int, int]]:
+    """Assert a well-formed drum clip; return its (tick, note, velocity) hits."""
+    ev = events(path)
+    ts = [m for _, m in ev if m.type == "time_signature"]
+    tempo = [m for _, m in ev if m.type == "set_tempo"]
+    assert [(m.numerator, m.denominator) for m in ts] == [meter]
+    assert len(tempo) == 1 and mido.tempo2bpm(tempo[0].tempo) == pytest.approx(bpm, abs=1e-3)
+    notes = [(t, m) for t, m in ev if m.type in ("note_on", "note_off")]
+    assert notes and all(m.channel == 9 for _, m in notes)  # MIDI channel 10
+    sounding: dict[int, int] = {}
+    for _, m in notes:
+        sounding[m.note] = sounding.get(m.note, 0) + (1 if m.type == "note_on" and m.velocity else -1)
+        assert sounding[m.note] in (0, 1), f"note {m.note} off without on, or on twice"
+    assert not any(sounding.values()), "a note is left hanging"
+    assert ev[-1][1].type == "end_of_track" and ev[-1][0] >= notes[-1][0]
+    return [(t, m.note, m.velocity) for t, m in notes if m.type == "note_on" and m.velocity]
+
+
+def end_tick(path: Path) -> int:
+    return events(path)[-1][0]
+
+
+# --- train -------------------------------------------------------------------------------------
+
+def test_train_writes_a_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    args = ["train", str(DATA_6_8), "-o", str(out), "--epochs", "2", "--hidden", "16", "--quiet"]
+    assert main(args) == 0
+    assert load_checkpoint(out).model.config.hidden == 16
+    cap = capsys.readouterr()
+    assert f"wrote {out}" in cap.out
+    assert "meter 6/8" in cap.err and "trained 2 epochs" in cap.err
+    before = out.read_bytes()
+    assert main([*args, "--seed", "1"]) == 2  # stdin is not a terminal: no question, a refusal
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == before
+    assert main([*args, "--seed", "1", "--force"]) == 0
+    assert out.read_bytes() != before
+
+
+def test_train_interrupted_writes_the_best_model_and_says_so(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    train_module = importlib.import_module("rvae.train")
+    real, calls = train_module._full_loss, []
+
+    def interrupt_in_epoch_4(parts, config):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(parts, config)
+
+    monkeypatch.setattr(train_module, "_full_loss", interrupt_in_epoch_4)
+    out = tmp_path / "m.pt"
+    assert main(["train", str(DATA_6_8), "-o", str(out), "--epochs", "50", "--hidden", "16", "--quiet",
+                 "--kl-warmup", "0"]) == 0
+    assert "interrupted after 3 epochs" in capsys.readouterr().err
+    s = load_checkpoint(out).summary
+    assert s["stopped"] == "interrupted after 3 epochs" and s["epochs"] == 3 and 1 <= s["best_epoch"] <= 3
+
+
+def test_train_on_nothing_usable_exits_2(tmp_path, make_midi, capsys):
+    make_midi([(36, 100, 0.0)], ts=(6, 8))  # one hit: no loop with 5 onsets
+    assert main(["train", str(tmp_path), "-o", str(tmp_path / "m.pt"), "--quiet"]) == 2
+    assert "no usable loops" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
+
+
+# --- generate ----------------------------------------------------------------------------------
+
+def test_generate_writes_a_valid_6_8_clip(model_6_8, tmp_path, capsys):
+    clip = tmp_path / "clip.mid"
+    assert main(["generate", str(model_6_8), "--z", "0.5", "-1", "-o", str(clip), "--bpm", "93"]) == 0
+    assert f"wrote {clip}" in capsys.readouterr().out
+    hits = check_midi(clip, meter=(6, 8), bpm=93)
+    expected = decode(load_checkpoint(model_6_8), [0.5, -1.0])
+    assert expected.onsets.shape == (9, 72)  # 72 steps per bar of 6/8
+    assert len(hits) == expected.n_onsets > 0
+    assert end_tick(clip) == TICKS_6_8  # one bar of 3 quarters
+    assert all(0 <= t < TICKS_6_8 for t, _, _ in hits)
+
+
+def test_generate_loops_repeats_the_bar(model_6_8, tmp_path):
+    one, three = tmp_path / "one.mid", tmp_path / "three.mid"
+    for path, n in ((one, "1"), (three, "3")):
+        assert main(["generate", str(model_6_8), "--z", "0", "0", "-o", str(path), "--loops", n]) == 0
+    a, b = check_midi(one), check_midi(three)
+    assert end_tick(three) == 3 * end_tick(one) == 3 * TICKS_6_8
+    assert sorted(b) == sorted((t + k * TICKS_6_8, n, v) for k in range(3) for t, n, v in a)
+
+
+def test_generate_refuses_to_overwrite(model_6_8, tmp_path, capsys):
+    clip = tmp_path / "clip.mid"
+    clip.write_bytes(b"mine")
+    assert main(["generate", str(model_6_8), "--z", "0", "0", "-o", str(clip)]) == 2
+    assert "pass --force" in capsys.readouterr().err and clip.read_bytes() == b"mine"
+
+
+def test_generate_grid_writes_n_by_n_clips(model_6_8, tmp_path):
+    out = tmp_path / "grid"
+    assert main(["generate", str(model_6_8), "--grid", "3", "-o", str(out)]) == 0
+    files = sorted(out.iterdir())
+    assert len(files) == 9 and all(f.suffix == ".mid" for f in files)
+    assert {f.name for f in files} >= {"x-3.00_y+3.00.mid", "x+0.00_y+0.00.mid", "x+3.00_y-3.00.mid"}
+    for f in files:
+        assert end_tick(f) == TICKS_6_8
+        if f.name == "x+0.00_y+0.00.mid":
+            assert len(check_midi(f)) == decode(load_checkpoint(model_6_8), [0.0, 0.0]).n_onsets
+
+
+# --- encode, interpolate, map, eval, info ---------------------------------------------------------
+
+def test_encode_prints_one_latent_position_per_loop(model_6_8, make_midi, capsys):
+    a = make_midi(bars(BEMBE, 2), ts=(6, 8), name="bembe.mid")
+    b = make_midi(bars(BALLAD, 3), ts=(6, 8), name="ballad.mid")
+    assert main(["encode", str(model_6_8), str(a), str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [
+        "bembe.mid bar 1", "bembe.mid bar 2", "ballad.mid bar 1", "ballad.mid bar 2", "ballad.mid bar 3"]
+    z = [[float(v) for v in line.split("\t")[1:]] for line in lines]
+    assert all(len(p) == 2 for p in z)
+    assert z[0] == pytest.approx(z[1], abs=1e-3) and z[0] != pytest.approx(z[2], abs=1e-3)  # same bar, same place
+
+
+def test_interpolate_writes_steps_loops(model_6_8, make_midi, tmp_path, capsys):
+    a = make_midi(BEMBE, ts=(6, 8), bpm=100, name="a.mid")
+    b = make_midi(BALLAD, ts=(6, 8), bpm=100, name="b.mid")
+    out = tmp_path / "morph.mid"
+    assert main(["interpolate", str(model_6_8), str(a), str(b), "--steps", "8", "-o", str(out)]) == 0
+    assert "8 loops" in capsys.readouterr().out
+    check_midi(out, meter=(6, 8), bpm=100)  # the tempo of A when --bpm is not given
+    assert end_tick(out) == 8 * TICKS_6_8
+
+
+def test_map_writes_a_png_of_size_times_cell_pixels(model_6_8, tmp_path):
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    out = tmp_path / "map.png"
+    assert main(["map", str(model_6_8), "-o", str(out), "--size", "10"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pygame.image.load(str(out)).get_size() == (240, 240)  # 10 cells of 24 px
+    assert main(["map", str(model_6_8), "-o", str(tmp_path / "small.png"), "--size", "4", "--cell", "5"]) == 0
+    assert pygame.image.load(str(tmp_path / "small.png")).get_size() == (20, 20)
+
+
+def test_eval_json_and_files_of_another_meter(model_6_8, make_midi, capsys):
+    ok = make_midi(bars(BEMBE, 2), ts=(6, 8), name="bembe.mid")
+    other = make_midi(bars([(36, 100, 0.0), (42, 80, 1.0), (38, 90, 2.0), (42, 80, 3.0)], 2, 4.0), ts=(4, 4),
+                      name="rock.mid")
+    assert main(["eval", str(model_6_8), str(ok), str(other), "--json"]) == 0
+    cap = capsys.readouterr()
+    result = json.loads(cap.out)
+    assert list(result) == ["loops", "onset_precision", "onset_recall", "onset_f1", "onset_f1_tolerant",
+                            "velocity_mae", "timing_mae_ms", "kl"]
+    assert result["loops"] == 2
+    assert 0 <= result["onset_f1"] <= result["onset_f1_tolerant"] <= 1 and result["kl"] >= 0
+    assert "rock.mid" in cap.err and "is in 4/4, not the model's 6/8" in cap.err and "bembe" not in cap.err
+    assert main(["eval", str(model_6_8), str(other), "--json"]) == 2
+    assert "no loop" in capsys.readouterr().err
+
+
+def test_info_json(model_6_8, capsys):
+    assert main(["info", str(model_6_8), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    grid = (info["time_signature"], info["steps_per_quarter"], info["bars"], info["steps_per_bar"])
+    assert grid == ("6/8", 24, 1, 72)
+    assert info["model"]["steps"] == 72 and info["training"]["loops"] == 32
+
+
+@pytest.mark.parametrize("kind", [*BAD, "missing"])
+def test_info_on_an_unusable_checkpoint_exits_2_with_one_sentence(kind, model_6_8, tmp_path, capsys):
+    path = tmp_path / "bad.pt" if kind == "missing" else bad_checkpoint(kind, model_6_8, tmp_path / "bad.pt")
+    assert main(["info", str(path)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.startswith(f"rvae info: checkpoint {path}") or cap.err.startswith(f"rvae info: {path} is not")
+    assert cap.err.count("\n") == 1 and "Traceback" not in cap.err and "Warning" not in cap.err
+
+
+def test_python_m_rvae_info(model_6_8, tmp_path):
+    # From another directory, as a user would: the installed package, not the working tree on sys.path.
+    done = subprocess.run([sys.executable, "-m", "rvae", "info", str(model_6_8)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "grid: 6/8, 24 steps per quarter, 1 bar(s) = 72 steps" in done.stdout

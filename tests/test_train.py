@@ -1,0 +1,269 @@
+"""Training and checkpoints: the loss falls, small sets are memorised, seeds reproduce, an
+interrupted run keeps its best model, and checkpoints are written atomically and refused
+with a clear CheckpointError when they cannot be used."""
+
+from __future__ import annotations
+
+import contextlib
+import fractions
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CLIPS, REPO, needs, write_midi_file
+
+from rvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from rvae.dataset import load_dataset
+from rvae.generate import decode
+from rvae.grid import Grid
+from rvae.kit import KITS
+from rvae.metrics import evaluate
+from rvae.model import GrooveVAE, VAEConfig
+from rvae.train import TrainConfig, train, train_files
+
+train_module = importlib.import_module("rvae.train")  # rvae.train is also the function
+
+DATA_6_8 = REPO / "data" / "6-8"  # 14 files, 32 loops of one bar of 6/8
+TINY = {"hidden": 16}  # a model that trains in a blink, where quality does not matter
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Train on one thread: with other jobs on the same 2 cores, OpenMP's spinning threads make
+    each update of these small models up to ~100x slower; alone, one thread costs ~1.5x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+_SESSION: dict[str, Path] = {}
+
+
+def trained_6_8(tmp_path_factory) -> Path:
+    """data/6-8 trained once per session with default settings, as a checkpoint file. Shared
+    with test_cli.py (which imports this), hence a module-level cache rather than a fixture."""
+    if "6-8" not in _SESSION:
+        path = tmp_path_factory.mktemp("model-6-8") / "6-8.pt"
+        with one_thread():
+            train_files([DATA_6_8], path, progress=False)
+        _SESSION["6-8"] = path
+    return _SESSION["6-8"]
+
+
+@pytest.fixture(scope="session")
+def model_6_8(tmp_path_factory) -> Path:
+    return trained_6_8(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ds_6_8():
+    return load_dataset([DATA_6_8])
+
+
+def tiny(ds, seed=0, **cfg) -> Checkpoint:
+    return train(ds, VAEConfig(**TINY), TrainConfig(**{"epochs": 4, "seed": seed, **cfg}), progress=False)
+
+
+# --- training --------------------------------------------------------------------------------
+
+def test_loss_goes_down(model_6_8):
+    s = load_checkpoint(model_6_8).summary
+    history = s["loss_history"]
+    assert s["stopped"] == "finished" and len(history) == s["epochs"] > 10
+    assert history[-1] < history[0] / 10
+    assert s["best_loss"] <= min(history[-10:])
+
+
+def test_small_set_is_reconstructed(model_6_8, ds_6_8):
+    ckpt = load_checkpoint(model_6_8)
+    assert ckpt.summary["loops"] == len(ds_6_8.loops) == 32
+    assert evaluate(ckpt, ds_6_8.loops)["onset_f1"] >= 0.9
+
+
+def test_same_seed_same_model_different_seed_different(ds_6_8):
+    a, b, c = tiny(ds_6_8, seed=3), tiny(ds_6_8, seed=3), tiny(ds_6_8, seed=4)
+    sa, sb, sc = (m.model.state_dict() for m in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.summary["best_loss"] == b.summary["best_loss"] and a.summary["loss_history"] == b.summary["loss_history"]
+    torch.testing.assert_close(a.latents, b.latents, rtol=0, atol=0)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.summary["loss_history"] != c.summary["loss_history"]
+
+
+def test_validation_split_by_file_only_with_enough_loops(ds_6_8):
+    assert len(ds_6_8.loops) == 32
+    few = tiny(ds_6_8, epochs=1).summary  # default: held out only from 200 loops
+    assert (few["val_loops"], few["train_loops"], few["monitored"]) == (0, 32, "training")
+    assert tiny(ds_6_8, epochs=1, min_val_loops=33).summary["val_loops"] == 0
+    enough = tiny(ds_6_8, epochs=1, min_val_loops=32).summary
+    assert enough["monitored"] == "validation" and enough["val_loops"] > 0
+    assert enough["train_loops"] + enough["val_loops"] == 32
+    # By file: a held-out file has none of its loops in training.
+    train_idx, val_idx = train_module._split(ds_6_8, TrainConfig(min_val_loops=32), np.random.default_rng(0))
+    file_of = [g.source.rsplit(" bar ", 1)[0] for g in ds_6_8.loops]
+    assert {file_of[i] for i in val_idx} and not {file_of[i] for i in val_idx} & {file_of[i] for i in train_idx}
+
+
+def test_keyboard_interrupt_keeps_the_best_model_so_far(ds_6_8, monkeypatch):
+    models, snapshots = [], []
+
+    class Recorded(GrooveVAE):
+        def __init__(self, config):
+            super().__init__(config)
+            models.append(self)
+
+    losses = iter([9.0, 8.0, 3.0, 5.0, 4.0])  # the end-of-epoch losses train sees; the 6th epoch is interrupted
+
+    def full_loss(parts, config):
+        snapshots.append({k: v.clone() for k, v in models[0].state_dict().items()})
+        try:
+            return next(losses)
+        except StopIteration:
+            raise KeyboardInterrupt from None
+
+    monkeypatch.setattr(train_module, "GrooveVAE", Recorded)
+    monkeypatch.setattr(train_module, "_full_loss", full_loss)
+    ckpt = tiny(ds_6_8, epochs=20, kl_warmup=0.0)
+    s = ckpt.summary
+    assert s["stopped"] == "interrupted after 5 epochs"
+    assert (s["epochs"], s["best_epoch"], s["best_loss"]) == (5, 3, 3.0)
+    state = ckpt.model.state_dict()
+    assert all(torch.equal(state[k], snapshots[2][k]) for k in state)  # the weights after epoch 3...
+    assert not all(torch.equal(state[k], snapshots[-1][k]) for k in state)  # ...not the last ones
+    assert ckpt.latents.shape == (32, 2)
+
+
+@needs(CLIPS / "small")
+def test_groove_clips_small_are_reconstructed_with_default_settings():
+    ds = load_dataset([CLIPS / "small"])
+    assert ds.grid.meter == "4/4" and len(ds.loops) >= 20
+    ckpt = train(ds, progress=False)
+    result = evaluate(ckpt, ds.loops)
+    assert result["onset_f1"] >= 0.95, result
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
+    d = torch.load(model_6_8, map_location="cpu", weights_only=True)
+    assert d["format"] == "rvae-checkpoint"
+    assert d["grid"] == {"time_signature": [6, 8], "steps_per_quarter": 24, "bars": 1}
+    assert d["kit"] == KITS["default"].to_dict()
+    assert d["model_config"] == {"instruments": 9, "steps": 72, "hidden": 256, "latent_dim": 2, "beta": 0.2,
+                                 "w_velocity": 1.0, "w_offset": 1.0}
+    assert d["data_config"]["time_signature"] == "6/8" and d["train_config"]["seed"] == 0
+    assert d["summary"]["loops"] == 32 and d["summary"]["files_read"] == 14
+    assert d["latents"].shape == (32, 2) and torch.isfinite(d["latents"]).all()
+    assert len(d["sources"]) == 32 and d["sources"][0] == "ballad_01.mid bar 1"
+    ckpt = load_checkpoint(model_6_8)
+    assert ckpt.grid == Grid((6, 8)) and ckpt.kit == KITS["default"] and ckpt.path == model_6_8
+    assert not ckpt.model.training
+
+
+def test_checkpoint_is_written_atomically(ds_6_8, tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    first = tiny(ds_6_8, epochs=1)
+    save_checkpoint(first, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    before = path.read_bytes()
+
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(tiny(ds_6_8, epochs=2, seed=1), path)
+    assert path.read_bytes() == before  # the old checkpoint is untouched...
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # ...and no temporary file is left
+    monkeypatch.undo()
+    second = tiny(ds_6_8, epochs=2, seed=1)
+    save_checkpoint(second, path)
+    assert path.read_bytes() != before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    torch.testing.assert_close(load_checkpoint(path).model.encoder.mean.weight,
+                               second.model.encoder.mean.weight, atol=1e-3, rtol=1e-3)  # stored as float16
+
+
+def test_default_model_checkpoint_is_under_10_mb(tmp_path):
+    path = save_checkpoint(Checkpoint(GrooveVAE(VAEConfig()), Grid((4, 4)), KITS["default"]), tmp_path / "default.pt")
+    assert load_checkpoint(path).model.config.steps == 96
+    assert path.stat().st_size < 10_000_000
+
+
+def test_latent_dim_8_trains_saves_and_decodes(ds_6_8, tmp_path):
+    ckpt = train(ds_6_8, VAEConfig(latent_dim=8, **TINY), TrainConfig(epochs=2), progress=False)
+    assert ckpt.latents.shape == (32, 8)
+    loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / "z8.pt"))
+    assert loaded.model.config.latent_dim == 8 and loaded.latents.shape == (32, 8)
+    assert decode(loaded, [0.5, -1.0]).onsets.shape == (9, 72)
+
+
+def bad_checkpoint(kind: str, good: Path, path: Path) -> Path:
+    """A file that is no usable checkpoint, made from a good one. Shared with test_cli.py."""
+    data = good.read_bytes()
+    if kind == "corrupt":  # bits flipped inside the stored weights
+        mid = len(data) // 2
+        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 64]) + data[mid + 64:])
+    elif kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "midi":  # a MIDI file passed where the checkpoint goes
+        write_midi_file(path, [(36, 100, 0.0)])
+    elif kind == "other torch file":
+        torch.save({"weights": torch.zeros(3), "epoch": 4}, path)
+    elif kind == "python objects":
+        torch.save({"format": "rvae-checkpoint", "ratio": fractions.Fraction(1, 3)}, path)
+    elif kind in ("incompatible shape", "grid mismatch"):
+        d = torch.load(good, weights_only=True)
+        if kind == "incompatible shape":
+            d["state"]["encoder.mean.weight"] = torch.zeros(3, d["model_config"]["hidden"], dtype=torch.float16)
+        else:
+            d["grid"]["time_signature"] = [4, 4]  # a 96-step grid for a 72-step model
+        torch.save(d, path)
+    return path
+
+
+BAD = {  # kind -> what the message must say
+    "corrupt": "is truncated or corrupt",
+    "truncated": "is truncated or corrupt",
+    "empty": "is empty",
+    "midi": "is not an rvae checkpoint",
+    "other torch file": "is not an rvae checkpoint",
+    "python objects": "is not an rvae checkpoint",
+    "incompatible shape": "weights do not fit its model config .size mismatch for encoder.mean.weight",
+    "grid mismatch": "model's shape does not match its grid and kit",
+}
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory) -> Path:
+    """A tiny untrained 6/8 model, enough to damage."""
+    torch.manual_seed(0)
+    model = GrooveVAE(VAEConfig(instruments=9, steps=72, hidden=16))
+    return save_checkpoint(Checkpoint(model, Grid((6, 8)), KITS["default"]), tmp_path_factory.mktemp("ck") / "ok.pt")
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_unusable_checkpoints_raise_checkpoint_error(kind, small_checkpoint, tmp_path):
+    load_checkpoint(small_checkpoint)  # the good one loads
+    path = bad_checkpoint(kind, small_checkpoint, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=BAD[kind]) as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
