@@ -180,6 +180,9 @@ def write_atomic(path: str | Path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the user's file should be like any other
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -209,6 +212,7 @@ def write_midi(
     grid = grooves[0].grid
     bpm = bpm or grooves[0].bpm
     gate_ticks = max(1, round(gate * ticks_per_quarter))
+    end = len(grooves) * grid.steps * ticks_per_quarter // grid.steps_per_quarter
     notes: list[tuple[int, int, int]] = []  # (note, on tick, velocity)
     for i, g in enumerate(grooves):
         for step, inst, vel, offset in g.hits():
@@ -220,6 +224,7 @@ def write_midi(
         off = on + gate_ticks
         if j + 1 < len(notes) and notes[j + 1][0] == note:
             off = max(on + 1, min(off, notes[j + 1][1]))  # a fast roll: end before the next hit of this note
+        off = max(on + 1, min(off, end))  # a clip is exactly its bars long, so it loops in a DAW
         events.append((on, 1, mido.Message("note_on", channel=channel, note=note, velocity=vel)))
         events.append((off, 0, mido.Message("note_off", channel=channel, note=note, velocity=0)))
     events.sort(key=lambda e: (e[0], e[1]))
@@ -235,7 +240,6 @@ def write_midi(
     for t, _, msg in events:
         track.append(msg.copy(time=t - now))
         now = t
-    end = len(grooves) * grid.steps * ticks_per_quarter // grid.steps_per_quarter
     track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
     mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_quarter, tracks=[track])
     return write_atomic(path, mid.save)

@@ -88,7 +88,7 @@ class GrooveVAE(nn.Module):
 
         ``kl_weight`` scales beta during KL warm-up."""
         mean, logvar = self.encode(x)  # (B, latent) each
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)  # CPU generator
         z = mean + eps * torch.exp(0.5 * logvar)  # (B, latent)
         raw = self.decoder(z)  # (B, 3, instruments, steps)
         onsets = x[:, 0]

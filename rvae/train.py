@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -81,8 +82,7 @@ def train(ds: Dataset, model_config: VAEConfig | None = None, cfg: TrainConfig |
     cfg = cfg or TrainConfig()
     if not ds.loops:
         raise NoDataError("no usable loops to train on")
-    mc = model_config or VAEConfig()
-    mc.instruments, mc.steps = len(ds.kit), ds.grid.steps
+    mc = dataclasses.replace(model_config or VAEConfig(), instruments=len(ds.kit), steps=ds.grid.steps)
     if cfg.device != "cpu" and not (cfg.device.startswith("cuda") and torch.cuda.is_available()):
         raise ValueError(f"device {cfg.device!r} is not available here; use --device cpu")
     torch.manual_seed(cfg.seed)
@@ -140,6 +140,8 @@ def train(ds: Dataset, model_config: VAEConfig | None = None, cfg: TrainConfig |
     seconds = time.perf_counter() - t0
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif history:  # stopped during warm-up: the last epoch is all there is
+        best, best_epoch = history[-1], len(history)
     model.eval()
     with torch.no_grad():
         latents = model.encode(data.to(cfg.device))[0].cpu()  # (N, latent) means
