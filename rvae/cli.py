@@ -227,6 +227,39 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_perform(args) -> int:
+    from performer.app import PerformConfig, perform
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(PerformConfig) if hasattr(args, f.name)}
+    values["checkpoint"] = args.checkpoint or PerformConfig.checkpoint
+    values["z"] = tuple(args.z)
+    values["mute"] = _mutes(args.mute)
+    if args.record:
+        _may_write(Path(args.record), args.force)
+    return perform(PerformConfig(**values), say=_say)
+
+
+def _mutes(text: str) -> list[int]:
+    try:
+        mutes = [int(m) for m in text.replace(" ", "").split(",") if m]
+    except ValueError:
+        raise ValueError(f"--mute {text!r}: give instrument numbers separated by commas, e.g. 3,4") from None
+    if any(not 1 <= m <= 16 for m in mutes):
+        raise ValueError(f"--mute {text!r}: instruments are numbered from 1")
+    return mutes
+
+
+def cmd_ports(args) -> int:
+    from performer.ports import list_ports
+
+    found = list_ports(args.midi_api)
+    for kind in ("inputs", "outputs"):
+        print(f"{kind}:")
+        for name in found[kind] or ["(none)"]:
+            print(f"  {name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -288,6 +321,40 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
+    f = sub.add_parser("perform", help="play the latent space live, on a MIDI-clock-synced sequencer")
+    f.add_argument("checkpoint", nargs="?", help="a checkpoint (default: the bundled 4/4 model)")
+    f.add_argument("--headless", action="store_true", help="no window: OSC, MIDI CC and these options drive it")
+    f.add_argument("--clock", default="internal", choices=["internal", "midi"],
+                   help="internal, or midi: follow the MIDI clock arriving on --midi-in")
+    f.add_argument("--bpm", type=float, default=120.0, help="internal clock tempo (default 120)")
+    f.add_argument("--midi-out", default="rvae", help="an output port whose name contains this, else a virtual one")
+    f.add_argument("--midi-in", default=None, help="input port for clock and CC (default: a virtual 'rvae-in')")
+    f.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
+    f.add_argument("--channel", type=int, default=10, help="MIDI channel 1-16 (default 10)")
+    f.add_argument("--no-send-clock", dest="send_clock", action="store_false",
+                   help="with the internal clock, do not send MIDI clock, Start and Stop")
+    f.add_argument("--z", type=float, nargs=2, default=(0.0, 0.0), metavar=("X", "Y"), help="starting cursor")
+    f.add_argument("--threshold", type=float, default=0.5)
+    f.add_argument("--noise", type=float, default=0.0, help="random jitter of z each bar (latent units)")
+    f.add_argument("--velocity", default="decoded", choices=["decoded", "fixed"])
+    f.add_argument("--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)")
+    f.add_argument("--mute", default="", help="instruments to mute, e.g. 3,4 (numbered from 1, as keys 1-9)")
+    f.add_argument("--swap", default="bar", choices=["tick", "beat", "bar"], help="when a new pattern takes over")
+    f.add_argument("--gate", type=float, default=0.125, help="note length in beats")
+    f.add_argument("--osc-host", default="127.0.0.1", help="address OSC listens on")
+    f.add_argument("--osc-port", type=int, default=12000, help="OSC port (Wekinator's outputs; 0 = no OSC)")
+    f.add_argument("--osc-out", nargs="?", const="127.0.0.1:6448", default=None, metavar="HOST:PORT",
+                   help="send the cursor as /wek/inputs (default 127.0.0.1:6448, Wekinator's input)")
+    f.add_argument("--cc-x", type=int, default=None, help="MIDI CC number moving the cursor's x")
+    f.add_argument("--cc-y", type=int, default=None, help="MIDI CC number moving the cursor's y")
+    f.add_argument("--record", default=None, metavar="OUT.mid", help="record the performance (+ OUT.cursor.csv)")
+    f.add_argument("--audio", action="store_true", help="play a synthesised drum kit through the sound card")
+    f.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    f.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
+
+    o = sub.add_parser("ports", help="list MIDI ports")
+    o.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
+
     n = sub.add_parser("info", help="what a checkpoint holds")
     common(n, threshold=False)
     n.add_argument("--json", action="store_true")
@@ -295,14 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": cmd_train, "generate": cmd_generate, "encode": cmd_encode, "interpolate": cmd_interpolate,
-            "map": cmd_map, "eval": cmd_eval, "info": cmd_info}
+            "map": cmd_map, "eval": cmd_eval, "info": cmd_info, "perform": cmd_perform, "ports": cmd_ports}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError) as e:
+    except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError, OSError) as e:
         _say(f"rvae {args.command}: {e}")
         return 2
     except KeyboardInterrupt:

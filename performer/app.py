@@ -1,0 +1,228 @@
+"""``rvae perform``: wires the model, the controls, the clock thread, the ports and the window
+together, and takes them down again in order. Behaviour lives in the modules it wires."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from performer.clock import InternalClock, MidiClockFollower, Player
+from performer.control import ControlState, Controls
+from performer.decoder import DecodeWorker
+from performer.sequencer import SWAP_MODES, Mailbox, Pattern, PlayerView, Sequencer
+from rvae.checkpoint import load_checkpoint
+
+__all__ = ["PerformConfig", "perform", "DEFAULT_CHECKPOINT"]
+
+logger = logging.getLogger(__name__)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "groove-4-4.pt"
+
+
+@dataclass
+class PerformConfig:
+    checkpoint: str = str(DEFAULT_CHECKPOINT)
+    headless: bool = False  # no window: OSC, MIDI CC and these options drive it
+    clock: str = "internal"  # internal, or midi: follow the clock on --midi-in
+    bpm: float = 120.0  # internal clock tempo
+    midi_out: str = "rvae"  # an existing port whose name contains this, else a virtual port
+    midi_in: str | None = None  # port for MIDI clock and CC (default: a virtual "rvae-in" when needed)
+    midi_api: str | None = None  # rtmidi backend: alsa, jack, coremidi, winmm (default: rtmidi's)
+    channel: int = 10  # MIDI channel, 1-16 (10 = drums)
+    send_clock: bool = True  # with the internal clock, send MIDI clock, Start and Stop out
+    z: tuple[float, float] = (0.0, 0.0)  # starting cursor
+    threshold: float = 0.5
+    noise: float = 0.0
+    velocity: str = "decoded"  # or fixed (at 100)
+    microtiming: float = 100.0  # percent of the decoded microtiming; 0 = on the grid
+    mute: list[int] = field(default_factory=list)  # instrument numbers, 1-based as on the keys
+    swap: str = "bar"  # when a new pattern takes over: tick, beat or bar
+    gate: float = 0.125  # note length in beats
+    osc_host: str = "127.0.0.1"
+    osc_port: int = 12000  # where Wekinator sends its outputs; 0 = no OSC
+    osc_out: str | None = None  # HOST:PORT to send the cursor to as /wek/inputs (Wekinator: 6448)
+    cc_x: int | None = None  # MIDI CC moving the cursor's x
+    cc_y: int | None = None
+    record: str | None = None  # MIDI file of the performance (+ .cursor.csv)
+    audio: bool = False  # play a synthesised kit through pygame.mixer
+    seconds: float | None = None  # stop after this long (tests, demos)
+    switch_interval: float = 0.0005  # the GIL hand-over interval while performing (default 5 ms)
+
+    def check(self) -> None:
+        if self.clock not in ("internal", "midi"):
+            raise ValueError(f"--clock {self.clock!r}: choose internal or midi")
+        if self.swap not in SWAP_MODES:
+            raise ValueError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
+        if self.velocity not in ("decoded", "fixed"):
+            raise ValueError(f"--velocity {self.velocity!r}: choose decoded or fixed")
+        if not 1 <= self.channel <= 16:
+            raise ValueError(f"--channel {self.channel}: MIDI channels are 1 to 16")
+        if not 20 <= self.bpm <= 300:
+            raise ValueError(f"--bpm {self.bpm:g}: choose 20 to 300")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"--threshold {self.threshold:g}: choose 0 to 1")
+        if not 0 <= self.microtiming <= 100:
+            raise ValueError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
+
+
+def pattern_text(p: Pattern | None, names: list[str]) -> str:
+    """The pattern as text, one row per instrument, one column per 16th (x = a hit in it)."""
+    if p is None:
+        return "(no pattern yet)"
+    g = p.grid
+    per = max(1, g.steps_per_quarter // 4)
+    cols = math.ceil(g.steps / per)
+    rows = []
+    for i, name in enumerate(names):
+        hit = set((p.steps[p.instruments == i] // per).tolist())
+        if hit:
+            beats = "".join(("x" if c in hit else ".") + (" " if (c + 1) % 4 == 0 else "") for c in range(cols))
+            rows.append(f"  {name:>11s} {beats}")
+    return "\n".join(rows) or "  (silence)"
+
+
+def bar_beat(view: PlayerView, pattern: Pattern | None) -> str:
+    if pattern is None:
+        return "-:-"
+    qpb = float(pattern.grid.quarters_per_bar)
+    return f"{int(view.beat // qpb) + 1}:{int(view.beat % qpb) + 1}"
+
+
+def perform(cfg: PerformConfig, say=print) -> int:
+    """Run until Ctrl-C, SIGTERM, the window closing or ``cfg.seconds``. Returns an exit status."""
+    from performer import control, ports
+
+    cfg.check()
+    ckpt = load_checkpoint(cfg.checkpoint)
+    names = ckpt.kit.names
+    controls = Controls(ControlState(
+        z=tuple(cfg.z), threshold=cfg.threshold, noise=cfg.noise, velocity=cfg.velocity,
+        microtiming=cfg.microtiming / 100.0, mutes=frozenset(m - 1 for m in cfg.mute), swap=cfg.swap, bpm=cfg.bpm))
+    stop = threading.Event()
+    headless = cfg.headless
+    if not headless:
+        from performer.ui import open_display
+
+        why = open_display()
+        if why:
+            say(f"no window: {why}; going on headless (Ctrl-C stops)")
+            headless = True
+
+    opened: list = []  # closed in reverse order, whatever happens
+    old_interval = sys.getswitchinterval()
+    old_term = signal.getsignal(signal.SIGTERM)
+    try:
+        out = ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
+        opened.append(out)
+        outputs: list = [out]
+        port_text = f"out: {out.name}"
+        if cfg.audio:
+            from performer.audio import open_audio
+
+            preview, note = open_audio(ckpt.kit)
+            say(note)
+            if preview is not None:
+                opened.append(preview)
+                outputs.append(preview)
+        recording = None
+        if cfg.record:
+            from performer.record import Recording
+
+            recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature)
+            outputs.append(recording)
+        clock = MidiClockFollower() if cfg.clock == "midi" else InternalClock(cfg.bpm)
+        mailbox = Mailbox()
+        player = Player(Sequencer(swap=cfg.swap), mailbox, controls, outputs, clock, channel=cfg.channel - 1,
+                        gate=cfg.gate, send_clock=cfg.send_clock, ports=port_text)
+        cc = control.CCMap(cfg.cc_x, cfg.cc_y) if cfg.cc_x is not None or cfg.cc_y is not None else None
+        if cfg.clock == "midi" or cc is not None or cfg.midi_in:
+
+            def on_input(msg, stamp):
+                player.on_midi(msg, stamp)
+                if cc is not None and msg.type == "control_change":
+                    cc.handle(msg, controls)
+
+            inp = ports.open_input(cfg.midi_in or "rvae-in", cfg.midi_api, on_input)
+            opened.append(inp)
+            port_text += f"  in: {inp.name}"
+            player.ports = port_text
+        worker = DecodeWorker(ckpt, controls, mailbox, lambda: player.view)
+        worker.turn()  # the first pattern before the clock starts: bar 1 is never empty
+        if cfg.osc_port:
+            server = control.OscServer(controls, cfg.osc_host, cfg.osc_port, instruments=len(ckpt.kit))
+            server.start()
+            opened.append(server)
+            say(f"OSC in on {cfg.osc_host}:{server.port} (/wek/outputs x y, /rvae/xy, /rvae/threshold ...)")
+        cursor_out = None
+        if cfg.osc_out:
+            cursor_out = control.OscCursorOut(*control.parse_host_port(cfg.osc_out))
+            opened.append(cursor_out)
+
+        sys.setswitchinterval(cfg.switch_interval)  # the clock thread must not wait 5 ms for the GIL
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        player.start()
+        opened.append(player)
+        worker.start()
+        opened.append(worker)
+        say(f"playing {Path(cfg.checkpoint).name} ({ckpt.grid.meter}) on {port_text}, clock {cfg.clock}"
+            + (f" at {cfg.bpm:g} BPM" if cfg.clock == "internal" else "") + ("" if headless else "; window open"))
+        deadline = time.monotonic() + cfg.seconds if cfg.seconds else None
+        if deadline is not None:
+            threading.Thread(target=lambda: (stop.wait(cfg.seconds), stop.set()), daemon=True).start()
+
+        def follow_cursor() -> None:
+            z = controls.get().z
+            if recording is not None:
+                recording.move(z, player.view.beat)
+            if cursor_out is not None:
+                cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
+
+        if headless:
+            _print_headless(player, controls, names, stop, follow_cursor, say)
+        else:
+            from performer.ui import run_window
+
+            run_window(ckpt, controls, lambda: player.view, stop, on_frame=follow_cursor)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop.set()
+        for thing in reversed(opened):  # threads first, then the ports: note-offs go out before close
+            try:
+                (thing.stop if hasattr(thing, "stop") else thing.close)()
+            except Exception:
+                logger.exception("closing %r failed", thing)
+        sys.setswitchinterval(old_interval)
+        signal.signal(signal.SIGTERM, old_term)
+        if cfg.record and "recording" in locals() and recording is not None:
+            midi, side = recording.save()
+            say(f"recorded {midi} and {side}")
+
+
+def _print_headless(player: Player, controls: Controls, names: list[str], stop: threading.Event, on_tick, say) -> None:
+    """Bar:beat as it moves and the pattern when it changes, until stopped."""
+    last_serial, last_pos = None, None
+    tty = os.isatty(1)
+    while not stop.wait(0.05):
+        on_tick()
+        view = player.view
+        p = view.pattern
+        if p is not None and p.serial != last_serial:
+            last_serial = p.serial
+            z = ", ".join(f"{v:+.2f}" for v in p.z)
+            say(f"\npattern {p.serial} at z = ({z}), {len(p.steps)} hits:\n{pattern_text(p, names)}")
+        pos = f"{bar_beat(view, p)}  {view.state}  {view.bpm:.1f} BPM  late {view.late_events}"
+        if pos != last_pos:
+            last_pos = pos
+            if tty:
+                sys.stdout.write("\r" + pos + "   ")
+                sys.stdout.flush()
+            elif pos.split()[0].endswith(":1"):
+                say(pos)  # in a log: one line a bar

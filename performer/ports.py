@@ -1,0 +1,417 @@
+"""MIDI ports for the performer: mido messages over python-rtmidi, guarded.
+
+    from performer.ports import open_input, open_output
+
+    with open_output("rvae", api="jack") as out:        # a virtual port "rvae:rvae"
+        out.send(mido.Message("note_on", channel=9, note=36, velocity=100))
+    # closing sent the note-off and All Notes Off
+
+    with open_input("clock", "jack", lambda msg, stamp: ...) as inp:
+        ...                                              # msg is a mido.Message, stamp perf_counter()
+
+Names. ``open_output(name)`` and ``open_input(name)`` first look for an existing port of
+the other side whose full name contains ``name`` (case-insensitive) and connect to it;
+if there is none they create a virtual port. A virtual port is a client called ``name``
+with a port called ``name``: JACK shows it as ``rvae:rvae`` (``jack_lsp``; a second
+client of the same name becomes ``rvae-01:rvae``), ALSA as ``rvae:rvae 128:0``. When we
+connect to an existing port our own end is ``rvae:out`` or ``rvae:in`` (``rvae-01:in``...).
+Matching skips the virtual ports this process opened itself, so an output named "rvae"
+never connects to our own input "rvae-in" (our notes would come back as control input).
+
+Direction words follow the caller: ``list_ports()["outputs"]`` are the ports we can send
+to (JACK *input* ports, in ``jack_lsp`` terms), ``"inputs"`` those we can receive from.
+
+Threads. One thread sends (the clock thread): ``OutputPort`` takes no lock, so ``send``,
+``panic`` and ``close`` must not run on two threads at once (close after that thread has
+been joined). An input callback runs on rtmidi's thread (on JACK, the JACK process thread,
+which runs SCHED_FIFO): it must only stamp, queue and return.
+
+Failure. A send that fails (rtmidi error, port or JACK server gone) marks the port
+``lost``: one warning is logged and every later send is a no-op, so the clock thread
+never sees an exception from the port. On JACK a dead server does not fail a send: rtmidi
+queues into a ring buffer nobody drains and, once it is full, spins forever holding the
+GIL (measured: the whole process freezes after ~2300 messages). So a JACK output also
+registers a port-less watch client whose shutdown callback marks the port lost first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import re
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable
+
+import mido
+import rtmidi
+
+__all__ = ["API_NAMES", "InputCallback", "InputPort", "OutputPort", "backend", "list_ports", "open_input",
+           "open_output"]
+
+logger = logging.getLogger(__name__)
+
+# our API names -> mido's rtmidi backend names (rtmidi.API_<name>)
+API_NAMES = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE", "winmm": "WINDOWS_MM"}
+_RTMIDI_TO_OURS = {getattr(rtmidi, "API_" + v): k for k, v in API_NAMES.items()}
+
+ALL_NOTES_OFF = 123
+ALL_SOUND_OFF = 120
+
+InputCallback = Callable[[mido.Message, float], None]
+
+
+def _available() -> list[str]:
+    return [_RTMIDI_TO_OURS[a] for a in rtmidi.get_compiled_api() if a in _RTMIDI_TO_OURS]
+
+
+def backend(api: str | None) -> mido.Backend:
+    """The mido rtmidi backend for ``api`` ("alsa", "jack", "coremidi", "winmm", any case);
+    None = rtmidi's default (on Linux ALSA, even when there is no ALSA sequencer)."""
+    if api is None:
+        return mido.Backend("mido.backends.rtmidi")
+    key = api.lower()
+    available = _available()
+    if key not in available:
+        what = f"unknown MIDI API {api!r}" if key not in API_NAMES else \
+            f"MIDI API {api!r} is not compiled into python-rtmidi here"
+        raise ValueError(f"{what}; available: {', '.join(available) or 'none'}.")
+    return mido.Backend(f"mido.backends.rtmidi/{API_NAMES[key]}")
+
+
+def _rtapi(api: str | None) -> int:
+    be = backend(api)
+    return getattr(rtmidi, "API_" + be.api) if be.api else rtmidi.API_UNSPECIFIED
+
+
+def list_ports(api: str | None = None) -> dict[str, list[str]]:
+    """{"inputs": ports we can receive from, "outputs": ports we can send to}, full names.
+    Opens (and closes) a client per direction: not for the clock thread."""
+    be = backend(api)
+    return {"inputs": be.get_input_names(), "outputs": be.get_output_names()}
+
+
+# --- our own virtual ports, so that matching can skip them --------------------------------
+
+_own_lock = threading.Lock()
+_own_virtual: Counter[str] = Counter()  # port names of open virtual ports (client = port = name)
+
+
+def _is_own(full_name: str) -> bool:
+    # JACK "client:port", ALSA "client:port 128:0"; JACK renames a repeated client "name-01"
+    client, _, port = re.sub(r" \d+:\d+$", "", full_name).partition(":")
+    with _own_lock:
+        return _own_virtual[port] > 0 and re.fullmatch(re.escape(port) + r"(-\d+)?", client) is not None
+
+
+def _find(names: list[str], wanted: str) -> str | None:
+    hits = [n for n in names if wanted.lower() in n.lower() and not _is_own(n)]
+    if len(hits) > 1:
+        logger.info("%d ports match %r, taking the first: %s", len(hits), wanted, ", ".join(hits))
+    return hits[0] if hits else None
+
+
+def _ports(cls: type, api: str | None) -> list[str]:
+    """Names of the ports an rtmidi ``cls`` could connect to (a throwaway client)."""
+    rt = _new_rt(cls, api, "rvae-probe")
+    try:
+        return rt.get_ports()
+    finally:
+        rt.delete()
+
+
+def _attach(rt: rtmidi.MidiOut | rtmidi.MidiIn, name: str, target: str | None, side: str) -> tuple[str, bool]:
+    """Connect ``rt`` to ``target``, or (None) open a virtual port ``name``.
+    Returns (the target's full name or our port's name, virtual)."""
+    try:
+        if target is not None:
+            names = rt.get_ports()
+            if target not in names:
+                raise OSError(f"MIDI port {target!r} went away while we opened it")
+            rt.open_port(names.index(target), side)
+            return target, False
+        rt.open_virtual_port(name)
+    except rtmidi.RtMidiError as err:
+        raise OSError(f"cannot open MIDI {side}put {name!r}: {err}") from err
+    with _own_lock:
+        _own_virtual[name] += 1
+    return name, True
+
+
+def _forget(name: str) -> None:
+    with _own_lock:
+        _own_virtual[name] -= 1
+        if _own_virtual[name] <= 0:
+            del _own_virtual[name]
+
+
+def _new_rt(cls: type, api: str | None, client: str) -> rtmidi.MidiOut | rtmidi.MidiIn:
+    rtapi = _rtapi(api)  # ValueError for a bad name, before touching any MIDI system
+    try:
+        return cls(rtapi=rtapi, name=client)
+    except rtmidi.RtMidiError as err:
+        label = api or "rtmidi's default API"
+        raise OSError(f"cannot open a MIDI client with {label}: {err}") from err
+
+
+# --- JACK server watch -------------------------------------------------------------------
+
+_JackShutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_JACK_NO_START_SERVER = 0x01
+
+
+class _JackWatch:
+    """A JACK client without ports whose only job is the server's shutdown callback.
+    rtmidi registers none, and after the server dies its sends block forever (see the
+    module docstring). libjack calls ``on_shutdown`` on its own thread; we set a flag."""
+
+    def __init__(self, client_name: str, on_shutdown: Callable[[], None]) -> None:
+        self.gone = False
+        self._client = None
+        self._on_shutdown = on_shutdown
+        self._lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        self._lib.jack_client_open.restype = ctypes.c_void_p
+        self._lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        self._lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JackShutdown, ctypes.c_void_p]
+        self._lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        self._callback = _JackShutdown(self._shutdown)  # kept alive as long as the client
+        status = ctypes.c_int(0)
+        client = self._lib.jack_client_open(client_name.encode()[:60], _JACK_NO_START_SERVER, ctypes.byref(status))
+        if not client:
+            raise OSError(f"jack_client_open failed (status 0x{status.value:x})")
+        self._lib.jack_on_shutdown(client, self._callback, None)
+        self._client = client
+
+    def _shutdown(self, _arg) -> None:
+        self.gone = True
+        self._client = None  # libjack has torn it down; closing it again would crash
+        self._on_shutdown()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client:
+            self._lib.jack_client_close(client)
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+class OutputPort:
+    """A guarded MIDI output (in the style of mido's BaseOutput): it owns the port, is a
+    context manager, remembers the notes it left sounding and silences them on ``panic``
+    and ``close``. One thread sends; see the module docstring for threads and failures."""
+
+    def __init__(self, rt: rtmidi.MidiOut, name: str, channel: int = 9, virtual: bool = False) -> None:
+        self._rt = rt
+        self.name = name  # our virtual port's name, or the full name of the port we feed
+        self.channel = channel  # 0-based: 9 is General MIDI drums (channel 10)
+        self.virtual = virtual
+        self.api = _RTMIDI_TO_OURS.get(rt.get_current_api(), str(rt.get_current_api()))
+        self._sounding: set[tuple[int, int]] = set()  # (channel, note) we sent note_on for
+        self._channels: set[int] = {channel}  # every channel a message went out on
+        self._lost = False
+        self._closed = False
+        self._watch: _JackWatch | None = None
+        if rt.get_current_api() == rtmidi.API_UNIX_JACK:
+            me = weakref.ref(self)  # the watch must not keep an unclosed port alive
+
+            def gone() -> None:
+                port = me()
+                if port is not None:
+                    port._mark_lost("JACK server shut down")
+
+            try:
+                self._watch = _JackWatch("rvae-watch", gone)
+            except OSError as err:  # not fatal: we only lose the early warning
+                logger.warning("cannot watch the JACK server (%s); if it dies, sends may hang", err)
+        # a port left open at interpreter exit must not get libjack's callback afterwards
+        self._finalizer = weakref.finalize(self, _close_watch, self._watch)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "lost" if self._lost else "open"
+        kind = "virtual" if self.virtual else "connected to"
+        return f"<OutputPort {kind} {self.name!r} ({self.api}) {state}>"
+
+    @property
+    def lost(self) -> bool:
+        """The port failed (or its JACK server went away); sends are no-ops since."""
+        return self._lost
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def sounding(self) -> frozenset[tuple[int, int]]:
+        """(channel, note) pairs switched on and not yet off."""
+        return frozenset(self._sounding)
+
+    def send(self, msg: mido.Message) -> None:
+        """Send one message; never raises for a failing port (it becomes ``lost``)."""
+        if self._lost or self._closed:
+            return
+        try:
+            self._rt.send_message(msg.bytes())
+        except (rtmidi.RtMidiError, OSError, RuntimeError) as err:
+            self._mark_lost(str(err))
+            return
+        # bookkeeping after the send, so a note that never left is not "sounding"
+        kind = msg.type
+        if kind == "note_on" and msg.velocity > 0:
+            self._sounding.add((msg.channel, msg.note))
+            self._channels.add(msg.channel)
+        elif kind in ("note_on", "note_off"):
+            self._sounding.discard((msg.channel, msg.note))
+        elif kind == "control_change" or kind == "program_change":
+            self._channels.add(msg.channel)
+
+    def panic(self, sound_off: bool = False) -> None:
+        """Note-off for every sounding note, then All Notes Off (CC 123) on every channel
+        used; ``sound_off`` adds All Sound Off (CC 120), which also cuts release tails."""
+        for ch, note in sorted(self._sounding):
+            self.send(mido.Message("note_off", channel=ch, note=note, velocity=0))
+        self._sounding.clear()
+        for ch in sorted(self._channels):
+            self.send(mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF, value=0))
+            if sound_off:
+                self.send(mido.Message("control_change", channel=ch, control=ALL_SOUND_OFF, value=0))
+
+    def reset(self) -> None:
+        """mido's name for silencing a port."""
+        self.panic()
+
+    def close(self) -> None:
+        """Panic, then close the port (rtmidi waits, up to a second on JACK, for the queue
+        to drain, so the note-offs do leave). Idempotent."""
+        if self._closed:
+            return
+        if not self._lost:
+            self.panic()
+        self._closed = True
+        try:
+            self._rt.close_port()
+            self._rt.delete()
+        finally:
+            if self.virtual:
+                _forget(self.name)
+            self._finalizer()  # closes the watch client
+
+    def __enter__(self) -> OutputPort:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _mark_lost(self, why: str) -> None:
+        if not self._lost:
+            self._lost = True
+            self._sounding.clear()  # nothing can switch them off any more
+            logger.warning("MIDI output %r lost (%s): sends are dropped from now on", self.name, why)
+
+
+def _close_watch(watch: _JackWatch | None) -> None:
+    if watch is not None:
+        watch.close()
+
+
+def open_output(name: str = "rvae", api: str | None = None, channel: int = 9) -> OutputPort:
+    """The first existing output whose name contains ``name`` (case-insensitive), else a
+    virtual port ``name`` (JACK: ``name:name``). ``channel`` (0-based) is the one panic
+    always clears. Raises ValueError for an unknown ``api``, OSError if it cannot open."""
+    target = _find(_ports(rtmidi.MidiOut, api), name)
+    # a virtual port is a client of its own name; our end of a connection is "rvae:out"
+    rt = _new_rt(rtmidi.MidiOut, api, name if target is None else "rvae")
+    try:
+        port, virtual = _attach(rt, name, target, "out")
+    except OSError:
+        rt.delete()
+        raise
+    out = OutputPort(rt, port, channel, virtual)
+    logger.info("MIDI out: %s %r (%s)", "virtual port" if virtual else "connected to", port, out.api)
+    return out
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+class InputPort:
+    """A MIDI input that hands ``callback(msg, stamp)`` every message, stamped with
+    ``time.perf_counter()`` as soon as rtmidi delivers it (rtmidi's own deltas are not
+    reliable: python-rtmidi issue #204). Clock, Start, Continue, Stop and Song Position
+    come through; SysEx and Active Sensing are dropped."""
+
+    def __init__(self, rt: rtmidi.MidiIn, callback: InputCallback, name: str = "", virtual: bool = False) -> None:
+        self._rt = rt
+        self.name = name  # our virtual port's name, or the full name of the port we listen to
+        self.virtual = virtual
+        self.api = _RTMIDI_TO_OURS.get(rt.get_current_api(), str(rt.get_current_api()))
+        self._callback = callback
+        self._closed = False
+        self._errors = 0  # callback exceptions, the first one logged
+        # rtmidi drops timing messages by default; a clock follower needs them
+        rt.ignore_types(sysex=True, timing=False, active_sense=True)
+        rt.set_callback(self._on_message)
+
+    def __repr__(self) -> str:
+        kind = "virtual" if self.virtual else "connected to"
+        return f"<InputPort {kind} {self.name!r} ({self.api}){' closed' if self._closed else ''}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
+        stamp = time.perf_counter()  # first: everything after this is our own latency
+        try:
+            msg = mido.Message.from_bytes(event[0])
+        except ValueError:
+            return  # a malformed or unsupported message: nothing to follow
+        try:
+            self._callback(msg, stamp)
+        except Exception:
+            self._errors += 1
+            if self._errors == 1:
+                logger.exception("MIDI input %r: the callback raised (later errors are counted)", self.name)
+
+    @property
+    def callback_errors(self) -> int:
+        return self._errors
+
+    def close(self) -> None:
+        """Stop the callback and close the port. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._rt.cancel_callback()
+            self._rt.close_port()
+            self._rt.delete()
+        finally:
+            if self.virtual:
+                _forget(self.name)
+
+    def __enter__(self) -> InputPort:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_input(name: str, api: str | None, callback: InputCallback) -> InputPort:
+    """The first existing input whose name contains ``name`` (case-insensitive), else a
+    virtual port ``name`` (JACK: ``name:name``); ``callback(msg, stamp)`` gets every
+    message on rtmidi's thread. Raises ValueError for an unknown ``api``, OSError if it
+    cannot open."""
+    target = _find(_ports(rtmidi.MidiIn, api), name)
+    rt = _new_rt(rtmidi.MidiIn, api, name if target is None else "rvae")
+    inp = InputPort(rt, callback)  # filters and callback before the port opens: nothing slips by
+    try:
+        inp.name, inp.virtual = _attach(rt, name, target, "in")
+    except OSError:
+        rt.delete()
+        raise
+    logger.info("MIDI in: %s %r (%s)", "virtual port" if inp.virtual else "connected to", inp.name, inp.api)
+    return inp

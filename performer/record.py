@@ -1,0 +1,75 @@
+"""Recording a performance: what was played, as played, and where the cursor went.
+
+``Recording`` is an output like the MIDI port: the clock thread hands it every message it
+sends, and it only appends (time, message) to a list. ``save`` writes, atomically, a MIDI
+file at the performance's tempo (notes where they actually left, clock messages dropped)
+and, beside it, ``NAME.cursor.csv``: time, beat and z of every cursor move, so that a
+performance can be reviewed and replayed (``rvae generate --z`` at any row).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import mido
+
+from rvae.midi_io import write_atomic
+
+__all__ = ["Recording"]
+
+SKIP = {"clock", "start", "stop", "continue", "songpos"}
+
+
+class Recording:
+    def __init__(self, path: str | Path, bpm: float, time_signature: tuple[int, int], now=time.perf_counter) -> None:
+        self.path = Path(path)
+        self.bpm, self.time_signature, self.now = bpm, time_signature, now
+        self.t0: float | None = None
+        self.events: list[tuple[float, mido.Message]] = []
+        self.cursor: list[tuple[float, float, tuple[float, ...]]] = []  # (time, beat, z)
+
+    def send(self, msg: mido.Message) -> None:
+        """Called from the clock thread: one append, no I/O."""
+        if msg.type in SKIP:
+            return
+        t = self.now()
+        if self.t0 is None:
+            self.t0 = t
+        self.events.append((t, msg))
+
+    def move(self, z: tuple[float, ...], beat: float) -> None:
+        t = self.now()
+        if self.t0 is None:
+            self.t0 = t
+        if not self.cursor or self.cursor[-1][2] != tuple(z):
+            self.cursor.append((t, beat, tuple(z)))
+
+    def save(self, ticks_per_quarter: int = 480) -> tuple[Path, Path]:
+        t0 = self.t0 or 0.0
+        per_second = self.bpm / 60.0 * ticks_per_quarter
+        num, den = self.time_signature
+        track = mido.MidiTrack([
+            mido.MetaMessage("track_name", name="rvae performance", time=0),
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm), time=0),
+            mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0),
+        ])
+        now = 0
+        for t, msg in self.events:
+            tick = max(now, round((t - t0) * per_second))
+            track.append(msg.copy(time=tick - now))
+            now = tick
+        mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_quarter, tracks=[track])
+        write_atomic(self.path, mid.save)
+        side = self.path.with_suffix(".cursor.csv")
+
+        def write_csv(tmp: str) -> None:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["seconds", "beat", *(f"z{i}" for i in range(len(self.cursor[0][2]) if self.cursor else 2))])
+                for t, beat, z in self.cursor:
+                    w.writerow([f"{t - t0:.4f}", f"{beat:.4f}", *(f"{v:.4f}" for v in z)])
+
+        write_atomic(side, write_csv)
+        return self.path, side

@@ -1,0 +1,381 @@
+"""A real JACK MIDI rig for tests: a dummy-driver server, port lookup and connection, a
+recording input, and JACK's own MIDI clock source driven by its transport.
+
+    from jack_rig import Recorder, connect, jack_server  # noqa: F401  (pytest finds the fixture by name)
+
+    def test_x(jack_server):
+        with Recorder("rec") as rec, MidiClock(bpm=120) as clock, Transport() as tp:
+            connect(clock.port, "rec:rec")
+            tp.play()
+            rec.wait_for(lambda log: rec.count("clock") >= 24)
+
+Each test session starts its own server (``jackd -n rvae-test-<pid> -d dummy -r 48000
+-p 128``) and points ``JACK_DEFAULT_SERVER`` at it for the whole process, so rtmidi,
+``jack_lsp``, ``jack_connect``, ``jack_midi_clock`` and ``jack_transport`` all talk to
+it: sessions of several engineers on one machine then share neither ports nor the
+transport (which is global to a server), and stopping ours cannot pull a server from
+under anyone else. ``JACK_NO_START_SERVER`` stops libjack from auto-starting another.
+
+Separate servers are not enough, though: jack2 (1.9.21) names a client's socket after
+the client and the user, not the server, so two clients of the same name opening at the
+same moment on two servers collide ("Cannot bind server to socket", jack_client_open
+status 0x21). Measured: two processes churning same-named clients on two servers failed
+6 times in 200; with different names, never. jack_lsp, jack_connect, jack_midi_clock and
+jack_transport have fixed names, so JACK test sessions take turns: the fixture holds a
+machine-wide lock (``LOCK_PATH``) from starting jackd until it has stopped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import mido
+import pytest
+
+from performer.ports import open_input
+
+JACKD_ARGS = ["-d", "dummy", "-r", "48000", "-p", "128"]  # DESIGN.md: no sound card needed
+START_TIMEOUT = 10.0
+LOCK_PATH = os.path.join(tempfile.gettempdir(), "rvae-jack-tests.lock")
+LOCK_TIMEOUT = 300.0  # another session's JACK tests take seconds; minutes means it is stuck
+
+
+def _jack_tool(*args: str, timeout: float = 5.0, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
+    """Stop one process we started, by its pid: ``sig``, then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def _take_turn(lock_file) -> None:
+    """Wait for the machine-wide JACK test lock (see the module docstring)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"another test session has held {LOCK_PATH} for {LOCK_TIMEOUT:.0f} s")
+            time.sleep(0.1)
+
+
+def remove_semaphores(server: str) -> None:
+    """A server that stops (or dies) while clients are attached cannot remove their
+    semaphores from /dev/shm; the server name is ours alone, so these files are too."""
+    for leftover in glob.glob(f"/dev/shm/jack_sem.*_{glob.escape(server)}_*"):
+        os.unlink(leftover)
+
+
+@pytest.fixture(scope="session")
+def jack_server() -> Iterator[str]:
+    """A JACK server (dummy driver) for the test session; yields its name."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2): the JACK MIDI tests need a real server")
+    for tool in ("jack_lsp", "jack_connect"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian package jackd2)")
+    with open(LOCK_PATH, "a") as lock_file:  # closing it releases the lock
+        _take_turn(lock_file)
+        yield from _serve(f"rvae-test-{os.getpid()}")
+
+
+def _serve(name: str) -> Iterator[str]:
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    log = tempfile.NamedTemporaryFile("w+", prefix="jackd-", suffix=".log", delete=False)
+    proc = subprocess.Popen(["jackd", "-n", name, *JACKD_ARGS], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while _jack_tool("jack_lsp", check=False).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"jackd -n {name} {' '.join(JACKD_ARGS)} did not come up:\n{log.read()}")
+            time.sleep(0.05)
+        yield name
+    finally:
+        _stop(proc)
+        remove_semaphores(name)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        log.close()
+        os.unlink(log.name)
+
+
+# --- ports -------------------------------------------------------------------------------
+
+
+def jack_ports() -> dict[str, set[str]]:
+    """Every JACK port -> its flags ({"input", "output", "midi", ...}), from ``jack_lsp -p -t``."""
+    ports: dict[str, set[str]] = {}
+    current = None
+    for line in _jack_tool("jack_lsp", "-p", "-t").stdout.splitlines():
+        if not line.startswith(("\t", " ")):
+            current = line.strip()
+            ports[current] = set()
+        elif current is not None and "properties:" in line:
+            ports[current] |= {p for p in line.split(":", 1)[1].strip().strip(",").split(",") if p}
+        elif current is not None and "midi" in line:
+            ports[current].add("midi")
+    return ports
+
+
+def find_port(substring: str, direction: str) -> str:
+    """The one JACK MIDI port whose full name contains ``substring`` (case-insensitive)
+    and has ``direction`` ("output" = a source, "input" = a destination)."""
+    hits = [n for n, flags in jack_ports().items()
+            if substring.lower() in n.lower() and direction in flags and "midi" in flags]
+    if len(hits) != 1:
+        raise LookupError(f"{len(hits)} JACK MIDI {direction} ports match {substring!r}: {hits}")
+    return hits[0]
+
+
+def wait_for_port(substring: str, direction: str, timeout: float = 5.0) -> str:
+    """Poll ``jack_lsp`` until a port appears (a client we just started registers it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return find_port(substring, direction)
+        except LookupError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def connect(src_substring: str, dst_substring: str) -> tuple[str, str]:
+    """``jack_connect`` the one source matching ``src_substring`` to the one destination
+    matching ``dst_substring``; returns their full names."""
+    src, dst = find_port(src_substring, "output"), find_port(dst_substring, "input")
+    _jack_tool("jack_connect", src, dst)
+    return src, dst
+
+
+def connections(port: str) -> list[str]:
+    """Full names of the ports ``port`` is connected to (``jack_lsp -c``)."""
+    out, current, found = _jack_tool("jack_lsp", "-c").stdout.splitlines(), None, []
+    for line in out:
+        if not line.startswith((" ", "\t")):
+            current = line.strip()
+        elif current == port:
+            found.append(line.strip())
+    return found
+
+
+# --- recording ---------------------------------------------------------------------------
+
+
+class Recorder:
+    """A virtual JACK input (through ``performer.ports.open_input``, so clock and
+    transport messages come through) that keeps every (stamp, msg) it receives."""
+
+    def __init__(self, name: str = "rvae-rec") -> None:
+        self._lock = threading.Lock()
+        self._log: list[tuple[float, mido.Message]] = []
+        self.port = open_input(name, "jack", self._on_message)
+        self.name = name
+
+    def _on_message(self, msg: mido.Message, stamp: float) -> None:
+        with self._lock:
+            self._log.append((stamp, msg))
+
+    @property
+    def log(self) -> list[tuple[float, mido.Message]]:
+        with self._lock:
+            return list(self._log)
+
+    def messages(self, *types: str) -> list[mido.Message]:
+        """What arrived, in order; only these ``types`` ("note_on", "clock"...) if given."""
+        return [m for _, m in self.log if not types or m.type in types]
+
+    def count(self, *types: str) -> int:
+        return len(self.messages(*types))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def wait_for(self, predicate: Callable[[Recorder], bool], timeout: float = 5.0) -> bool:
+        """Poll ``predicate(self)`` until true or ``timeout`` seconds; returns the last answer."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                return predicate(self)
+            time.sleep(0.01)
+        return True
+
+    def wait_count(self, n: int, *types: str, timeout: float = 5.0) -> bool:
+        return self.wait_for(lambda r: r.count(*types) >= n, timeout)
+
+    def settle(self, quiet: float = 0.2, timeout: float = 5.0) -> None:
+        """Wait until nothing new has arrived for ``quiet`` seconds."""
+        deadline, seen = time.monotonic() + timeout, -1
+        while time.monotonic() < deadline:
+            n = len(self.log)
+            if n == seen:
+                return
+            seen = n
+            time.sleep(quiet)
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --- an external MIDI clock: jack_midi_clock, driven by jack_transport ----------------------
+
+
+class MidiClock:
+    """``jack_midi_clock``: sends 24 clocks per quarter note while the JACK transport
+    rolls, Start / Continue / Stop when it changes state. ``force_bpm`` (``-B``) ignores
+    any timebase master and plays at ``bpm``; without it a master's tempo wins and Song
+    Position is sent, ``resync_delay`` seconds before the Continue (``-d``, default 2 s).
+    ``port`` is the full name of its output (``jack_midi_clock:mclk_out``; JACK renames a
+    second instance ``jack_midi_clock-01``)."""
+
+    def __init__(self, bpm: float = 120.0, force_bpm: bool = True, resync_delay: float | None = None,
+                 song_position: bool = True) -> None:
+        if shutil.which("jack_midi_clock") is None:
+            pytest.skip("jack_midi_clock is not installed (Debian package jack-midi-clock)")
+        args = ["jack_midi_clock", "-b", f"{bpm:g}"]
+        args += ["-B"] if force_bpm else []
+        args += ["-d", f"{resync_delay:g}"] if resync_delay is not None else []
+        args += [] if song_position else ["-P"]
+        before = set(jack_ports())
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5.0
+        while True:  # our instance's port: the mclk_out that was not there before
+            new = [p for p in set(jack_ports()) - before if p.endswith(":mclk_out")]
+            if new:
+                self.port = new[0]
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"{' '.join(args)} registered no port")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        _stop(self.proc, signal.SIGINT)  # its documented way out (HUP or INT)
+
+    def __enter__(self) -> MidiClock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Transport:
+    """One ``jack_transport`` process fed commands on stdin, so commands take effect
+    within a JACK cycle or two and ``master`` holds (the timebase master lives as long as
+    the process). The transport is global to the server: closing stops it and rewinds to
+    frame 0, so the next test starts from 1|1|0 (and jack_midi_clock sends Start, not
+    Continue)."""
+
+    def __init__(self) -> None:
+        if shutil.which("jack_transport") is None:
+            pytest.skip("jack_transport is not installed (Debian package jackd2)")
+        self.proc = subprocess.Popen(["jack_transport"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.command("stop")
+        self.command("locate 0")
+
+    def command(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def play(self) -> None:
+        self.command("play")
+
+    def stop(self) -> None:
+        self.command("stop")
+
+    def locate(self, frame: int) -> None:
+        """Move to ``frame`` (48000 per second here)."""
+        self.command(f"locate {frame}")
+
+    def master(self, bpm: float = 120.0) -> None:
+        """Become timebase master (4/4 at ``bpm``), so jack_midi_clock without ``-B``
+        follows this tempo and sends Song Position."""
+        self.command("master")
+        self.command(f"tempo {bpm:g}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.command("stop")
+            self.command("locate 0")
+            self.command("quit")
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(3.0)
+            except subprocess.TimeoutExpired:
+                _stop(self.proc)
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MidiDump:
+    """``jack_midi_dump CLIENT``: another program's MIDI input (``CLIENT:input``) that
+    prints what it receives, one line per message (``   0: 99 24 64 note on ...``; with
+    ``absolute=True`` the first field is a sample-accurate time)."""
+
+    def __init__(self, client: str = "ext-synth", absolute: bool = False) -> None:
+        if shutil.which("jack_midi_dump") is None:
+            pytest.skip("jack_midi_dump is not installed (Debian package jackd2)")
+        self._out = tempfile.NamedTemporaryFile("w+", prefix="jack_midi_dump-", suffix=".txt", delete=False)
+        args = ["jack_midi_dump", *(["-a"] if absolute else []), client]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.DEVNULL)
+        try:
+            self.port = wait_for_port(f"{client}:input", "input")
+        except LookupError:
+            self.close()
+            raise
+
+    def lines(self) -> list[str]:
+        """The message lines printed so far (it flushes every line)."""
+        with open(self._out.name) as f:
+            return [ln.strip() for ln in f if ln.strip() and ":" in ln and "Shutting down" not in ln]
+
+    def close(self) -> None:
+        _stop(self.proc, signal.SIGINT)
+        self._out.close()
+        os.unlink(self._out.name)
+
+    def __enter__(self) -> MidiDump:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
