@@ -192,6 +192,23 @@ def test_input_stamps_with_perf_counter_on_arrival():
 
 
 @jack
+def test_a_raising_input_callback_is_logged_once_and_counted(caplog):
+    def boom(msg, stamp):
+        raise RuntimeError("bug in the follower")
+
+    with open_output("rvae-test-out", api="jack") as out, open_input("rvae-boom", "jack", boom) as inp, \
+            caplog.at_level(logging.ERROR, logger="performer.ports"):
+        connect("rvae-test-out", "rvae-boom")
+        for note in (36, 38, 42):
+            out.send(note_on(note))
+        deadline = time.monotonic() + 5
+        while inp.callback_errors < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert inp.callback_errors == 3
+        assert len([r for r in caplog.records if "callback raised" in r.getMessage()]) == 1
+
+
+@jack
 def test_output_name_matching_picks_an_existing_port_by_substring():
     with MidiDump("ext-synth") as synth, open_output("EXT-SYN", api="jack") as out:
         assert not out.virtual and out.name == "ext-synth:input"

@@ -1,0 +1,217 @@
+"""The performer end to end, as a user runs it: ``rvae perform --headless`` in its own
+process, on real JACK MIDI ports (dummy driver), recorded by a real JACK input; clock
+from the performer itself or from ``jack_midi_clock`` driven by ``jack_transport``.
+
+Notes are checked in pulses, not milliseconds: with ``--microtiming 0`` every hit leaves
+on a clock pulse, so the number of pulses seen before a note says which step it is on.
+(Millisecond timing is measured by scripts/bench_performer.py, not asserted here.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from jack_rig import MidiClock, Recorder, Transport, connect, jack_server, wait_for_port  # noqa: F401
+from pythonosc.udp_client import SimpleUDPClient
+
+from conftest import REPO
+from performer.control import ControlState
+from performer.decoder import pattern_for
+from rvae.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow
+CKPT_44 = REPO / "checkpoints" / "groove-4-4.pt"
+CKPT_68 = REPO / "checkpoints" / "demo-6-8.pt"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Performer:
+    """``rvae perform --headless`` in a subprocess; stopped with SIGTERM, as a service would be."""
+
+    def __init__(self, name: str, *args: str, ckpt=CKPT_44):
+        self.name = name
+        self.osc = free_port()
+        cmd = [sys.executable, "-m", "rvae", "perform", str(ckpt), "--headless", "--midi-api", "jack",
+               "--midi-out", name, "--osc-port", str(self.osc), "--microtiming", "0", *args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            self.port = wait_for_port(f"{name}:{name}", "output", timeout=30.0)
+        except LookupError:
+            self.proc.kill()
+            raise AssertionError(f"no port {name}: {self.proc.communicate()[0]}") from None
+        self.client = SimpleUDPClient("127.0.0.1", self.osc)
+
+    def send(self, address: str, *args) -> None:
+        self.client.send_message(address, list(args))
+
+    def close(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out = self.proc.communicate(timeout=20)[0]
+        assert self.proc.returncode == 0, out
+        return out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def expected(ckpt_path, z) -> dict[int, list[int]]:
+    """step -> sorted notes of the pattern the performer should play at z."""
+    ckpt = load_checkpoint(ckpt_path)
+    p = pattern_for(ckpt, ControlState(z=z, microtiming=0.0), z, 0, 120.0)
+    steps: dict[int, list[int]] = {}
+    for s, n in zip(p.steps.tolist(), p.notes.tolist(), strict=True):
+        steps.setdefault(s, []).append(n)
+    return {s: sorted(v) for s, v in steps.items()}, p.grid.steps
+
+
+def notes_by_pulse(log, after_start: bool = True) -> list[tuple[int, int]]:
+    """(pulse index since the last Start, note) of each note-on; pulse 0 is the first clock."""
+    pulses, out = -1, []
+    for _, m in log:
+        if m.type == "start":
+            pulses, out = -1, []
+        elif m.type == "clock":
+            pulses += 1
+        elif m.type == "note_on" and m.velocity > 0 and pulses >= 0:
+            out.append((pulses, m.note))
+    return out
+
+
+def pulses_since_start(rec) -> int:
+    n = -1
+    for m in rec.messages("start", "clock"):
+        n = 0 if m.type == "start" else (n + 1 if n >= 0 else n)
+    return n
+
+
+def wait_pulses(rec, n: int, timeout: float = 15.0) -> bool:
+    """Wait for n clock pulses after the last Start."""
+    return rec.wait_for(lambda r: pulses_since_start(r) >= n, timeout)
+
+
+def check_against_pattern(played, pattern, loop_steps, bars=2):
+    got: dict[int, list[int]] = {}
+    for pulse, note in played:
+        if pulse < bars * loop_steps:
+            got.setdefault(pulse, []).append(note)
+    want = {s + k * loop_steps: n for k in range(bars) for s, n in pattern.items()}
+    assert {s: sorted(v) for s, v in got.items()} == want
+
+
+def pairs_ok(log) -> None:
+    """Every note-on has its note-off after it, and nothing is left sounding."""
+    sounding: dict[int, int] = {}
+    for _, m in log:
+        if m.type == "note_on" and m.velocity > 0:
+            sounding[m.note] = sounding.get(m.note, 0) + 1
+        elif m.type == "note_off" or (m.type == "note_on" and m.velocity == 0):
+            if sounding.get(m.note):
+                sounding[m.note] -= 1
+    assert not any(sounding.values()), f"left sounding: {sounding}"
+
+
+@pytest.mark.parametrize("ckpt,pulses_per_bar", [(CKPT_44, 96), (CKPT_68, 72)])
+def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulses_per_bar):
+    z = (0.3, -0.4)
+    pattern, loop_steps = expected(ckpt, z)
+    assert loop_steps == pulses_per_bar
+    with Recorder("rec-int") as rec, Performer("perf-int", "--bpm", "120", "--z", *map(str, z), ckpt=ckpt) as perf:
+        connect(perf.port, "rec-int:rec-int")
+        time.sleep(0.3)
+        perf.send("/rvae/stop")
+        time.sleep(0.2)
+        perf.send("/rvae/start")  # Start, then pulse 0 is bar 1, beat 1
+        assert wait_pulses(rec, 2 * pulses_per_bar + 30)
+        perf.close()
+        rec.settle()
+        log = rec.log
+    check_against_pattern(notes_by_pulse(log), pattern, loop_steps)
+    pairs_ok(log)
+    assert any(m.type == "control_change" and m.control == 123 for _, m in log[-20:])  # All Notes Off at the end
+    # the clock went out at 24 pulses per quarter: 120 BPM = 20.8 ms a pulse, on average
+    last_start = max(i for i, (_, m) in enumerate(log) if m.type == "start")
+    stamps = [t for t, m in log[last_start:] if m.type == "clock"]
+    period = (stamps[-1] - stamps[10]) / (len(stamps) - 11)
+    assert period == pytest.approx(60 / 120 / 24, rel=0.02)
+
+
+def test_follows_jack_midi_clock_stop_silences_start_restarts(jack_server):
+    z = (-0.5, 0.5)
+    pattern, loop_steps = expected(CKPT_44, z)
+    with (Recorder("rec-ext") as rec, Transport() as transport, MidiClock(bpm=120) as clock,
+          Performer("perf-ext", "--clock", "midi", "--midi-in", "perf-ext-in", "--gate", "0.9",
+                    "--z", *map(str, z)) as perf):
+        inp = wait_for_port("perf-ext-in:perf-ext-in", "input", timeout=10)
+        connect(clock.port, inp)
+        connect(clock.port, "rec-ext:rec-ext")
+        connect(perf.port, "rec-ext:rec-ext")
+        time.sleep(0.3)
+        transport.play()
+        assert wait_pulses(rec, 2 * loop_steps + 30)
+        check_against_pattern(notes_by_pulse(rec.log), pattern, loop_steps)
+        transport.stop()
+        assert rec.wait_for(lambda r: "stop" in [m.type for m in r.messages()], timeout=5)
+        rec.settle()
+        pairs_ok(rec.log)  # Stop left nothing sounding
+        rec.clear()
+        transport.locate(0)
+        time.sleep(0.3)  # let the locate land before rolling, so jack_midi_clock sees frame 0
+        transport.play()  # jack_midi_clock sends Start from frame 0: bar 1 again
+        assert wait_pulses(rec, loop_steps + 30)
+        assert [m.type for m in rec.messages("start", "continue")][:1] == ["start"]
+        check_against_pattern(notes_by_pulse(rec.log), pattern, loop_steps, bars=1)
+        transport.stop()
+        perf.close()
+        rec.settle()
+        pairs_ok(rec.log)
+
+
+def test_osc_xy_changes_the_pattern_that_plays(jack_server):
+    a, b = (-2.0, -2.0), (2.0, 2.0)
+    pa, loop_steps = expected(CKPT_44, a)
+    pb, _ = expected(CKPT_44, b)
+    assert pa != pb
+    with Recorder("rec-osc") as rec, Performer("perf-osc", "--bpm", "160", "--z", *map(str, a)) as perf:
+        connect(perf.port, "rec-osc:rec-osc")
+        time.sleep(0.3)
+        perf.send("/rvae/stop")
+        time.sleep(0.2)
+        perf.send("/rvae/start")
+        assert wait_pulses(rec, loop_steps + 10)
+        check_against_pattern(notes_by_pulse(rec.log), pa, loop_steps, bars=1)
+        perf.send("/rvae/xy", *b)
+        time.sleep(0.3)  # decoded within milliseconds; takes over at the next bar
+        perf.send("/rvae/stop")
+        time.sleep(0.2)
+        rec.clear()
+        perf.send("/rvae/start")
+        assert wait_pulses(rec, loop_steps + 10)
+        check_against_pattern(notes_by_pulse(rec.log), pb, loop_steps, bars=1)
+        perf.close()
+
+
+def test_without_a_display_it_says_so_and_goes_on_headless(jack_server):
+    env = dict(os.environ, SDL_VIDEODRIVER="offscreen", PYTHONUNBUFFERED="1")
+    res = subprocess.run([sys.executable, "-m", "rvae", "perform", "--midi-api", "jack", "--midi-out", "perf-nodisp",
+                          "--osc-port", "0", "--seconds", "1.5"], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "no window:" in res.stderr and "headless" in res.stderr
+    assert "pattern 1" in res.stdout + res.stderr
