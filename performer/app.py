@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from performer.clock import InternalClock, MidiClockFollower, Player
-from performer.control import ControlState, Controls
+from performer.control import Controls, ControlState
 from performer.decoder import DecodeWorker
 from performer.sequencer import SWAP_MODES, Mailbox, Pattern, PlayerView, Sequencer
 from rvae.checkpoint import load_checkpoint
 
-__all__ = ["PerformConfig", "perform", "DEFAULT_CHECKPOINT"]
+__all__ = ["DEFAULT_CHECKPOINT", "PerformConfig", "perform"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "groove-4-4.pt"
@@ -101,9 +101,18 @@ def perform(cfg: PerformConfig, say=print) -> int:
     cfg.check()
     ckpt = load_checkpoint(cfg.checkpoint)
     names = ckpt.kit.names
-    controls = Controls(ControlState(
-        z=tuple(cfg.z), threshold=cfg.threshold, noise=cfg.noise, velocity=cfg.velocity,
-        microtiming=cfg.microtiming / 100.0, mutes=frozenset(m - 1 for m in cfg.mute), swap=cfg.swap, bpm=cfg.bpm))
+    controls = Controls(
+        ControlState(
+            z=tuple(cfg.z),
+            threshold=cfg.threshold,
+            noise=cfg.noise,
+            velocity=cfg.velocity,
+            microtiming=cfg.microtiming / 100.0,
+            mutes=frozenset(m - 1 for m in cfg.mute),
+            swap=cfg.swap,
+            bpm=cfg.bpm,
+        )
+    )
     stop = threading.Event()
     headless = cfg.headless
     if not headless:
@@ -138,8 +147,17 @@ def perform(cfg: PerformConfig, say=print) -> int:
             outputs.append(recording)
         clock = MidiClockFollower() if cfg.clock == "midi" else InternalClock(cfg.bpm)
         mailbox = Mailbox()
-        player = Player(Sequencer(swap=cfg.swap), mailbox, controls, outputs, clock, channel=cfg.channel - 1,
-                        gate=cfg.gate, send_clock=cfg.send_clock, ports=port_text)
+        player = Player(
+            Sequencer(swap=cfg.swap),
+            mailbox,
+            controls,
+            outputs,
+            clock,
+            channel=cfg.channel - 1,
+            gate=cfg.gate,
+            send_clock=cfg.send_clock,
+            ports=port_text,
+        )
         cc = control.CCMap(cfg.cc_x, cfg.cc_y) if cfg.cc_x is not None or cfg.cc_y is not None else None
         if cfg.clock == "midi" or cc is not None or cfg.midi_in:
 
@@ -170,8 +188,11 @@ def perform(cfg: PerformConfig, say=print) -> int:
         opened.append(player)
         worker.start()
         opened.append(worker)
-        say(f"playing {Path(cfg.checkpoint).name} ({ckpt.grid.meter}) on {port_text}, clock {cfg.clock}"
-            + (f" at {cfg.bpm:g} BPM" if cfg.clock == "internal" else "") + ("" if headless else "; window open"))
+        say(
+            f"playing {Path(cfg.checkpoint).name} ({ckpt.grid.meter}) on {port_text}, clock {cfg.clock}"
+            + (f" at {cfg.bpm:g} BPM" if cfg.clock == "internal" else "")
+            + ("" if headless else "; window open")
+        )
         deadline = time.monotonic() + cfg.seconds if cfg.seconds else None
         if deadline is not None:
             threading.Thread(target=lambda: (stop.wait(cfg.seconds), stop.set()), daemon=True).start()

@@ -137,10 +137,20 @@ class Player:
     ``outputs``: objects with ``send(msg)`` (and optionally ``panic()``): the MIDI out port,
     the audio preview. ``now`` is injectable so unit tests drive ``service`` by hand."""
 
-    def __init__(self, sequencer: Sequencer, mailbox: Mailbox, controls: Controls, outputs: list,
-                 clock: InternalClock | MidiClockFollower, channel: int = 9, gate: float = 0.125,
-                 lookahead: float = 1.0 / 24, send_clock: bool = True, ports: str = "",
-                 now: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        mailbox: Mailbox,
+        controls: Controls,
+        outputs: list,
+        clock: InternalClock | MidiClockFollower,
+        channel: int = 9,
+        gate: float = 0.125,
+        lookahead: float = 1.0 / 24,
+        send_clock: bool = True,
+        ports: str = "",
+        now: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.seq, self.mailbox, self.controls, self.outputs, self.clock = sequencer, mailbox, controls, outputs, clock
         self.channel = channel
         self.gate = gate  # note length in beats
@@ -312,8 +322,15 @@ class Player:
 
     def _publish(self, now: float) -> None:
         c = self.clock
-        state = "playing" if self._playing and not self._silenced else (
-            "waiting for clock" if isinstance(c, MidiClockFollower) and (self._silenced or not c.running) else "stopped")
+        state = (
+            "playing"
+            if self._playing and not self._silenced
+            else (
+                "waiting for clock"
+                if isinstance(c, MidiClockFollower) and (self._silenced or not c.running)
+                else "stopped"
+            )
+        )
         beat = max(0.0, c.beat_at(now)) if self._playing else self.view.beat
         self.view = PlayerView(beat, c.bpm, c.kind, state, self.ports, self.seq.pattern, self.late, 0)
 

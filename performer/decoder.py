@@ -34,8 +34,15 @@ def pattern_for(ckpt: Checkpoint, st: ControlState, z: tuple[float, ...], serial
 class DecodeWorker:
     """Owns the model while performing. ``view`` gives the playhead, to know the bar."""
 
-    def __init__(self, ckpt: Checkpoint, controls: Controls, mailbox: Mailbox,
-                 view: Callable[[], PlayerView], seed: int = 0, poll: float = 0.004) -> None:
+    def __init__(
+        self,
+        ckpt: Checkpoint,
+        controls: Controls,
+        mailbox: Mailbox,
+        view: Callable[[], PlayerView],
+        seed: int = 0,
+        poll: float = 0.004,
+    ) -> None:
         self.ckpt, self.controls, self.mailbox, self.view = ckpt, controls, mailbox, view
         self.poll = poll
         self.rng = np.random.default_rng(seed)

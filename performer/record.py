@@ -50,11 +50,13 @@ class Recording:
         t0 = self.t0 or 0.0
         per_second = self.bpm / 60.0 * ticks_per_quarter
         num, den = self.time_signature
-        track = mido.MidiTrack([
-            mido.MetaMessage("track_name", name="rvae performance", time=0),
-            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm), time=0),
-            mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0),
-        ])
+        track = mido.MidiTrack(
+            [
+                mido.MetaMessage("track_name", name="rvae performance", time=0),
+                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm), time=0),
+                mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0),
+            ]
+        )
         now = 0
         for t, msg in self.events:
             tick = max(now, round((t - t0) * per_second))

@@ -56,8 +56,14 @@ class Pattern:
         return self.grid.steps / self.grid.steps_per_quarter
 
 
-def make_pattern(groove: Groove, mutes: frozenset[int] = frozenset(), velocity: int | None = None,
-                 microtiming: float = 1.0, z: tuple[float, ...] = (), serial: int = 0) -> Pattern:
+def make_pattern(
+    groove: Groove,
+    mutes: frozenset[int] = frozenset(),
+    velocity: int | None = None,
+    microtiming: float = 1.0,
+    z: tuple[float, ...] = (),
+    serial: int = 0,
+) -> Pattern:
     """A Groove -> a Pattern. ``velocity``: a fixed velocity, or None for the decoded ones;
     ``microtiming``: 0 = exactly on the grid, 1 = as decoded."""
     hits = [h for h in groove.hits() if h[1] not in mutes]  # (step, instrument, velocity, offset)

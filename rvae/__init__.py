@@ -1,12 +1,12 @@
 """rvae: a small-data drum groove VAE with a playable 2-D latent space.
 
-    from rvae import DataConfig, load_dataset, train, save_checkpoint, load_checkpoint, decode, write_midi
+from rvae import DataConfig, load_dataset, train, save_checkpoint, load_checkpoint, decode, write_midi
 
-    ds = load_dataset(["my_loops/"], DataConfig(time_signature="6/8"))
-    ckpt = train(ds)
-    save_checkpoint(ckpt, "checkpoints/mine.pt")
-    groove = decode(load_checkpoint("checkpoints/mine.pt"), [0.5, -1.0])
-    write_midi([groove] * 4, "clip.mid", bpm=96)
+ds = load_dataset(["my_loops/"], DataConfig(time_signature="6/8"))
+ckpt = train(ds)
+save_checkpoint(ckpt, "checkpoints/mine.pt")
+groove = decode(load_checkpoint("checkpoints/mine.pt"), [0.5, -1.0])
+write_midi([groove] * 4, "clip.mid", bpm=96)
 """
 
 from rvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
@@ -21,8 +21,31 @@ from rvae.model import GrooveVAE, VAEConfig
 from rvae.train import TrainConfig, train, train_files
 
 __all__ = [
-    "KITS", "Checkpoint", "CheckpointError", "DataConfig", "Dataset", "Grid", "Groove", "GrooveVAE", "Kit",
-    "MidiReadError", "TrainConfig", "VAEConfig", "decode", "decode_probs", "encode", "evaluate", "interpolate",
-    "latent_map", "load_checkpoint", "load_dataset", "load_kit", "map_image", "read_midi", "save_checkpoint",
-    "train", "train_files", "write_midi",
+    "KITS",
+    "Checkpoint",
+    "CheckpointError",
+    "DataConfig",
+    "Dataset",
+    "Grid",
+    "Groove",
+    "GrooveVAE",
+    "Kit",
+    "MidiReadError",
+    "TrainConfig",
+    "VAEConfig",
+    "decode",
+    "decode_probs",
+    "encode",
+    "evaluate",
+    "interpolate",
+    "latent_map",
+    "load_checkpoint",
+    "load_dataset",
+    "load_kit",
+    "map_image",
+    "read_midi",
+    "save_checkpoint",
+    "train",
+    "train_files",
+    "write_midi",
 ]

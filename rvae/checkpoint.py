@@ -95,8 +95,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             warnings.simplefilter("ignore")
             d = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused a Python object, which could run code
-        raise CheckpointError(f"{path} is not an rvae checkpoint (it holds Python objects, which rvae does not load)"
-                              ) from None
+        raise CheckpointError(
+            f"{path} is not an rvae checkpoint (it holds Python objects, which rvae does not load)"
+        ) from None
     except Exception as e:  # a damaged archive makes torch.load raise almost anything (RuntimeError, OSError, KeyError)
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({_reason(e)})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
@@ -115,10 +116,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except RuntimeError as e:
         # torch puts a heading first, then one line per mismatched tensor: name the first tensor
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        raise CheckpointError(f"checkpoint {path}: its weights do not fit its model config "
-                              f"({_reason(RuntimeError(lines[1] if len(lines) > 1 else str(e)))})") from None
+        raise CheckpointError(
+            f"checkpoint {path}: its weights do not fit its model config "
+            f"({_reason(RuntimeError(lines[1] if len(lines) > 1 else str(e)))})"
+        ) from None
     if (config.instruments, config.steps) != (len(kit), grid.steps):
         raise CheckpointError(f"checkpoint {path}: the model's shape does not match its grid and kit")
     model.eval()
-    return Checkpoint(model, grid, kit, d.get("data_config", {}), d.get("train_config", {}), d.get("summary", {}),
-                      d.get("latents"), list(d.get("sources", [])), path)
+    return Checkpoint(
+        model,
+        grid,
+        kit,
+        d.get("data_config", {}),
+        d.get("train_config", {}),
+        d.get("summary", {}),
+        d.get("latents"),
+        list(d.get("sources", [])),
+        path,
+    )

@@ -84,12 +84,21 @@ def cmd_train(args) -> int:
 
     out = Path(args.output)
     _may_write(out, args.force)
-    ckpt = train_files(args.data, out, _config(DataConfig, args), _config(VAEConfig, args), _config(TrainConfig, args),
-                       progress=not args.quiet, report=_say)
+    ckpt = train_files(
+        args.data,
+        out,
+        _config(DataConfig, args),
+        _config(VAEConfig, args),
+        _config(TrainConfig, args),
+        progress=not args.quiet,
+        report=_say,
+    )
     s = ckpt.summary
     val = f", validation on {s['val_loops']} loops" if s["val_loops"] else ""
-    _say(f"trained {s['epochs']} epochs ({s['updates']} updates) in {s['seconds']:.1f} s, best loss {s['best_loss']} "
-         f"at epoch {s['best_epoch']} ({s['monitored']}{val}); {s['stopped']}")
+    _say(
+        f"trained {s['epochs']} epochs ({s['updates']} updates) in {s['seconds']:.1f} s, best loss {s['best_loss']} "
+        f"at epoch {s['best_epoch']} ({s['monitored']}{val}); {s['stopped']}"
+    )
     print(f"wrote {out}")
     return 0
 
@@ -112,15 +121,20 @@ def cmd_generate(args) -> int:
             _may_write(name, args.force)
         for (x, y), g in zip(pts, decode(ckpt, pts, args.threshold, args.bpm), strict=True):
             write_midi([g] * args.loops, out / f"x{x:+.2f}_y{y:+.2f}.mid", args.bpm, microtiming=args.microtiming / 100)
-        print(f"wrote {len(pts)} clips ({args.grid}x{args.grid} over [-{args.extent or MAP_EXTENT:g}, "
-              f"{args.extent or MAP_EXTENT:g}]^2) to {out}/")
+        print(
+            f"wrote {len(pts)} clips ({args.grid}x{args.grid} over [-{args.extent or MAP_EXTENT:g}, "
+            f"{args.extent or MAP_EXTENT:g}]^2) to {out}/"
+        )
         return 0
     z = _z_arg(args, ckpt)
     _may_write(out, args.force)
     g = decode(ckpt, z, args.threshold, args.bpm)
     write_midi([g] * args.loops, out, args.bpm, microtiming=args.microtiming / 100)
     zs = " ".join(f"{v:.3f}" for v in z)
-    print(f"wrote {out}: z = ({zs}), {g.n_onsets} hits per loop, {args.loops} loop(s) of {ckpt.grid.meter} at {args.bpm:g} BPM")
+    print(
+        f"wrote {out}: z = ({zs}), {g.n_onsets} hits per loop, "
+        f"{args.loops} loop(s) of {ckpt.grid.meter} at {args.bpm:g} BPM"
+    )
     return 0
 
 
@@ -175,7 +189,10 @@ def cmd_map(args) -> int:
 
 
 def _clean(d: dict) -> dict:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
+        for k, v in d.items()
+    }
 
 
 def cmd_eval(args) -> int:
@@ -217,13 +234,19 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=1))
         return 0
     m, t = info["model"], info["training"]
-    print(f"{info['path']}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {g.bars} bar(s) = {g.steps} steps")
+    print(
+        f"{info['path']}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {g.bars} bar(s) = {g.steps} steps"
+    )
     print(f"  kit: {ckpt.kit.name} ({', '.join(ckpt.kit.names)})")
-    print(f"  model: hidden {m['hidden']}, latent {m['latent_dim']}, beta {m['beta']}, {m['params']:,} parameters, "
-          f"{m['file_bytes'] / 1e6:.1f} MB")
-    print(f"  training: {t.get('loops')} loops from {t.get('files_read')} files, {t.get('epochs')} epochs in "
-          f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
-          f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}")
+    print(
+        f"  model: hidden {m['hidden']}, latent {m['latent_dim']}, beta {m['beta']}, {m['params']:,} parameters, "
+        f"{m['file_bytes'] / 1e6:.1f} MB"
+    )
+    print(
+        f"  training: {t.get('loops')} loops from {t.get('files_read')} files, {t.get('epochs')} epochs in "
+        f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
+        f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}"
+    )
     return 0
 
 
@@ -275,11 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, threshold=True):
         sp.add_argument("checkpoint", help="a checkpoint written by rvae train")
         if threshold:
-            sp.add_argument("--threshold", type=float, default=0.5, help="onset probability that makes a hit (default 0.5)")
+            sp.add_argument(
+                "--threshold", type=float, default=0.5, help="onset probability that makes a hit (default 0.5)"
+            )
 
     def writing(sp):
         sp.add_argument("--bpm", type=float, default=120.0, help="tempo written to the file (default 120)")
-        sp.add_argument("--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)")
+        sp.add_argument(
+            "--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)"
+        )
         sp.add_argument("--force", action="store_true", help="overwrite existing files")
 
     g = sub.add_parser("generate", help="decode a point of the latent space into a MIDI clip")
@@ -324,27 +351,43 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("perform", help="play the latent space live, on a MIDI-clock-synced sequencer")
     f.add_argument("checkpoint", nargs="?", help="a checkpoint (default: the bundled 4/4 model)")
     f.add_argument("--headless", action="store_true", help="no window: OSC, MIDI CC and these options drive it")
-    f.add_argument("--clock", default="internal", choices=["internal", "midi"],
-                   help="internal, or midi: follow the MIDI clock arriving on --midi-in")
+    f.add_argument(
+        "--clock",
+        default="internal",
+        choices=["internal", "midi"],
+        help="internal, or midi: follow the MIDI clock arriving on --midi-in",
+    )
     f.add_argument("--bpm", type=float, default=120.0, help="internal clock tempo (default 120)")
     f.add_argument("--midi-out", default="rvae", help="an output port whose name contains this, else a virtual one")
     f.add_argument("--midi-in", default=None, help="input port for clock and CC (default: a virtual 'rvae-in')")
     f.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
     f.add_argument("--channel", type=int, default=10, help="MIDI channel 1-16 (default 10)")
-    f.add_argument("--no-send-clock", dest="send_clock", action="store_false",
-                   help="with the internal clock, do not send MIDI clock, Start and Stop")
+    f.add_argument(
+        "--no-send-clock",
+        dest="send_clock",
+        action="store_false",
+        help="with the internal clock, do not send MIDI clock, Start and Stop",
+    )
     f.add_argument("--z", type=float, nargs=2, default=(0.0, 0.0), metavar=("X", "Y"), help="starting cursor")
     f.add_argument("--threshold", type=float, default=0.5)
     f.add_argument("--noise", type=float, default=0.0, help="random jitter of z each bar (latent units)")
     f.add_argument("--velocity", default="decoded", choices=["decoded", "fixed"])
-    f.add_argument("--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)")
+    f.add_argument(
+        "--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)"
+    )
     f.add_argument("--mute", default="", help="instruments to mute, e.g. 3,4 (numbered from 1, as keys 1-9)")
     f.add_argument("--swap", default="bar", choices=["tick", "beat", "bar"], help="when a new pattern takes over")
     f.add_argument("--gate", type=float, default=0.125, help="note length in beats")
     f.add_argument("--osc-host", default="127.0.0.1", help="address OSC listens on")
     f.add_argument("--osc-port", type=int, default=12000, help="OSC port (Wekinator's outputs; 0 = no OSC)")
-    f.add_argument("--osc-out", nargs="?", const="127.0.0.1:6448", default=None, metavar="HOST:PORT",
-                   help="send the cursor as /wek/inputs (default 127.0.0.1:6448, Wekinator's input)")
+    f.add_argument(
+        "--osc-out",
+        nargs="?",
+        const="127.0.0.1:6448",
+        default=None,
+        metavar="HOST:PORT",
+        help="send the cursor as /wek/inputs (default 127.0.0.1:6448, Wekinator's input)",
+    )
     f.add_argument("--cc-x", type=int, default=None, help="MIDI CC number moving the cursor's x")
     f.add_argument("--cc-y", type=int, default=None, help="MIDI CC number moving the cursor's y")
     f.add_argument("--record", default=None, metavar="OUT.mid", help="record the performance (+ OUT.cursor.csv)")
@@ -361,8 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "encode": cmd_encode, "interpolate": cmd_interpolate,
-            "map": cmd_map, "eval": cmd_eval, "info": cmd_info, "perform": cmd_perform, "ports": cmd_ports}
+COMMANDS = {
+    "train": cmd_train,
+    "generate": cmd_generate,
+    "encode": cmd_encode,
+    "interpolate": cmd_interpolate,
+    "map": cmd_map,
+    "eval": cmd_eval,
+    "info": cmd_info,
+    "perform": cmd_perform,
+    "ports": cmd_ports,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

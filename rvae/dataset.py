@@ -51,7 +51,8 @@ class Dataset:
         reasons = Counter(reason.split(" (")[0] for _, reason in self.skipped)
         lines = [
             f"meter {self.grid.meter} ({self.meter_note}), {self.grid.steps_per_quarter} steps per quarter, "
-            f"{self.grid.bars} bar(s) per loop = {self.grid.steps} steps; kit {self.kit.name!r} ({len(self.kit)} instruments)",
+            f"{self.grid.bars} bar(s) per loop = {self.grid.steps} steps; "
+            f"kit {self.kit.name!r} ({len(self.kit)} instruments)",
             f"files read: {len(self.files)}, skipped: {len(self.skipped)}"
             + (" (" + "; ".join(f"{n} {r}" for r, n in reasons.most_common()) + ")" if reasons else ""),
             f"loops kept: {len(self.loops)}, dropped with fewer than the minimum onsets: {self.sparse_loops}",
@@ -59,7 +60,9 @@ class Dataset:
             + (f" ({100 * self.unmapped / self.notes:.1f}%)" if self.notes else ""),
         ]
         if self.copies > 1:
-            lines.append(f"small set: duplicated {len(self.loops)} loops x{self.copies} = {len(self.loops) * self.copies}")
+            lines.append(
+                f"small set: duplicated {len(self.loops)} loops x{self.copies} = {len(self.loops) * self.copies}"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -83,7 +86,9 @@ def find_midi_files(paths: list[str | Path]) -> tuple[list[Path], list[tuple[str
     for p in map(Path, paths):
         if p.is_dir():
             inside = []
-            for root, dirs, names in os.walk(p, onerror=lambda e: problems.append((e.filename, f"cannot be read ({e.strerror})"))):
+            for root, dirs, names in os.walk(
+                p, onerror=lambda e: problems.append((e.filename, f"cannot be read ({e.strerror})"))
+            ):
                 dirs.sort()
                 inside += [Path(root) / n for n in sorted(names) if n.lower().endswith(MIDI_SUFFIXES)]
             if not inside:

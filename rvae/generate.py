@@ -19,8 +19,16 @@ from rvae.groove import Groove, stack
 from rvae.midi_io import read_midi, write_atomic
 
 __all__ = [
-    "decode", "decode_probs", "encode", "encode_files", "interpolate", "latent_map", "map_image",
-    "save_png", "grid_points", "MAP_EXTENT",
+    "MAP_EXTENT",
+    "decode",
+    "decode_probs",
+    "encode",
+    "encode_files",
+    "grid_points",
+    "interpolate",
+    "latent_map",
+    "map_image",
+    "save_png",
 ]
 
 MAP_EXTENT = 3.0  # the map spans [-3, 3]^2, as R-VAE's: 3 standard deviations of the prior
@@ -59,14 +67,18 @@ def encode(ckpt: Checkpoint, grooves: list[Groove]) -> np.ndarray:
     """Grooves -> (N, latent) posterior means. Grooves must be on the model's grid and kit."""
     for g in grooves:
         if g.grid != ckpt.grid or g.kit.names != ckpt.kit.names:
-            raise ValueError(f"{g.source or 'groove'} is on {g.grid.meter} x {g.grid.steps} steps, "
-                             f"the model on {ckpt.grid.meter} x {ckpt.grid.steps}")
+            raise ValueError(
+                f"{g.source or 'groove'} is on {g.grid.meter} x {g.grid.steps} steps, "
+                f"the model on {ckpt.grid.meter} x {ckpt.grid.steps}"
+            )
     if not grooves:
         return np.zeros((0, ckpt.model.config.latent_dim), np.float32)
     return ckpt.model.encode(torch.from_numpy(stack(grooves)))[0].numpy()
 
 
-def encode_files(ckpt: Checkpoint, paths, force: bool = False, skipped: list | None = None) -> list[tuple[Groove, np.ndarray]]:
+def encode_files(
+    ckpt: Checkpoint, paths, force: bool = False, skipped: list | None = None
+) -> list[tuple[Groove, np.ndarray]]:
     """Every loop of each file with its latent position. Files the model cannot read are
     appended to ``skipped`` as (path, reason), or raise MidiReadError if it is None."""
     from rvae.midi_io import MidiReadError
@@ -110,8 +122,14 @@ def instrument_colours(n: int) -> np.ndarray:
     return np.array([[int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.65, 1.0)] for i in range(n)], np.uint8)
 
 
-def map_image(ckpt: Checkpoint, probs: np.ndarray, threshold: float = 0.5, cell: int = 24,
-              extent: float = MAP_EXTENT, show_training: bool = True) -> np.ndarray:
+def map_image(
+    ckpt: Checkpoint,
+    probs: np.ndarray,
+    threshold: float = 0.5,
+    cell: int = 24,
+    extent: float = MAP_EXTENT,
+    show_training: bool = True,
+) -> np.ndarray:
     """A picture of a latent map: (H, W, 3) uint8, H = W = size * cell.
 
     Each cell holds one bar per instrument (kick at the top), its colour the instrument's
@@ -133,7 +151,7 @@ def map_image(ckpt: Checkpoint, probs: np.ndarray, threshold: float = 0.5, cell:
     bars = np.where(on[..., None], colours[None, None, :, None, :], np.uint8(18))  # (..., cell - 2, 3)
     block = np.full((size, size, cell, cell, 3), 18, np.uint8)
     rows = min(n_inst * row_h, cell - 2)  # tiny cells show the first instruments only
-    block[:, :, 1:1 + rows, 1:cell - 1] = np.repeat(bars, row_h, axis=2)[:, :, :rows]
+    block[:, :, 1 : 1 + rows, 1 : cell - 1] = np.repeat(bars, row_h, axis=2)[:, :, :rows]
     img = np.ascontiguousarray(block.transpose(0, 2, 1, 3, 4).reshape(size * cell, size * cell, 3))
     if show_training and ckpt.latents is not None and len(ckpt.latents):
         z = np.asarray(ckpt.latents)[:, :2]
@@ -141,8 +159,8 @@ def map_image(ckpt: Checkpoint, probs: np.ndarray, threshold: float = 0.5, cell:
         py = np.rint((extent - z[:, 1]) / (2 * extent) * (size * cell - 1)).astype(int)
         for x, y in zip(px, py, strict=True):
             if 0 <= x < size * cell and 0 <= y < size * cell:
-                img[max(0, y - 2):y + 3, max(0, x - 1):x + 2] = 255
-                img[max(0, y - 1):y + 2, max(0, x - 2):x + 3] = 255
+                img[max(0, y - 2) : y + 3, max(0, x - 1) : x + 2] = 255
+                img[max(0, y - 1) : y + 2, max(0, x - 2) : x + 3] = 255
     return img
 
 

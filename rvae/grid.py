@@ -100,10 +100,16 @@ class Grid:
 
     def position(self, step: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Inverse of ``quantize``: (step, offset) -> quarter-note position."""
-        return (np.asarray(step, dtype=np.float64) + 0.5 * np.asarray(offset, dtype=np.float64)) / self.steps_per_quarter
+        return (
+            np.asarray(step, dtype=np.float64) + 0.5 * np.asarray(offset, dtype=np.float64)
+        ) / self.steps_per_quarter
 
     def to_dict(self) -> dict:
-        return {"time_signature": list(self.time_signature), "steps_per_quarter": self.steps_per_quarter, "bars": self.bars}
+        return {
+            "time_signature": list(self.time_signature),
+            "steps_per_quarter": self.steps_per_quarter,
+            "bars": self.bars,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Grid:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DrumClass", "Kit", "KITS", "load_kit"]
+__all__ = ["KITS", "DrumClass", "Kit", "load_kit"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,10 @@ class Kit:
         return table
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "classes": [{"name": c.name, "out": c.out, "notes": list(c.notes)} for c in self.classes]}
+        return {
+            "name": self.name,
+            "classes": [{"name": c.name, "out": c.out, "notes": list(c.notes)} for c in self.classes],
+        }
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "kit") -> Kit:
@@ -88,7 +91,9 @@ class Kit:
             )
             name = str(d.get("name", source))
         except (KeyError, TypeError, ValueError) as e:  # ValueError: a note like "abc"
-            raise ValueError(f"{source}: each class needs 'name', 'out' and 'notes' ({e!r} is missing or wrong)") from None
+            raise ValueError(
+                f"{source}: each class needs 'name', 'out' and 'notes' ({e!r} is missing or wrong)"
+            ) from None
         return cls(name, classes)  # outside the try: its own checks say what is wrong
 
 

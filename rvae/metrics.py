@@ -54,8 +54,9 @@ def velocity_mae(pred_vel: np.ndarray, true_vel: np.ndarray, true_on: np.ndarray
     return float(np.abs(pred_vel - true_vel)[mask].mean() * 127) if mask.any() else float("nan")
 
 
-def timing_mae_ms(pred_off: np.ndarray, true_off: np.ndarray, true_on: np.ndarray, bpm: np.ndarray,
-                  steps_per_quarter: int) -> float:
+def timing_mae_ms(
+    pred_off: np.ndarray, true_off: np.ndarray, true_on: np.ndarray, bpm: np.ndarray, steps_per_quarter: int
+) -> float:
     """Mean absolute microtiming error in milliseconds on the true onsets, each loop at its
     own tempo (``bpm``: (N,)). Offsets are in half steps, so one unit is 30000/(bpm*spq) ms."""
     mask = true_on > 0.5

@@ -28,7 +28,7 @@ from rvae.grid import Grid
 from rvae.groove import Groove
 from rvae.kit import Kit
 
-__all__ = ["MidiReadError", "MidiFileLoops", "file_meter", "read_midi", "write_midi", "write_atomic"]
+__all__ = ["MidiFileLoops", "MidiReadError", "file_meter", "read_midi", "write_atomic", "write_midi"]
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 
@@ -79,7 +79,9 @@ def _notes(score: symusic.Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tick[keep][order], pitch[keep][order], vel[keep][order]
 
 
-def _meter_sections(score: symusic.Score, end_tick: int, force: tuple[int, int] | None) -> list[tuple[int, int, tuple[int, int]]]:
+def _meter_sections(
+    score: symusic.Score, end_tick: int, force: tuple[int, int] | None
+) -> list[tuple[int, int, tuple[int, int]]]:
     """[(start_tick, end_tick, (num, den))] covering [0, end_tick)."""
     if force is not None:
         return [(0, end_tick, force)]
@@ -147,12 +149,23 @@ def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> Mi
         n_loops = n_bars // grid.bars
         bounds = np.searchsorted(step, np.arange(n_loops + 1) * grid.steps)
         for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            result.loops.append(_loop(step[lo:hi] - k * grid.steps, offset[lo:hi], cls[lo:hi], vel[lo:hi], grid, kit,
-                                      result.bpm, f"{path.name} bar {first_bar + k * grid.bars}"))
+            result.loops.append(
+                _loop(
+                    step[lo:hi] - k * grid.steps,
+                    offset[lo:hi],
+                    cls[lo:hi],
+                    vel[lo:hi],
+                    grid,
+                    kit,
+                    result.bpm,
+                    f"{path.name} bar {first_bar + k * grid.bars}",
+                )
+            )
     if not result.loops:
         if grid.meter not in result.meters:
             raise MidiReadError(
-                f"is in {', '.join(result.meters)}, not the model's {grid.meter} (--force-meter reads it as {grid.meter})"
+                f"is in {', '.join(result.meters)}, not the model's {grid.meter} "
+                f"(--force-meter reads it as {grid.meter})"
             )
         # Only a loop of several bars can be longer than every stretch of the grid's meter.
         raise MidiReadError(f"has no {grid.bars} bars of {grid.meter} in a row to make a loop")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VAEConfig", "GrooveVAE"]
+__all__ = ["GrooveVAE", "VAEConfig"]
 
 
 @dataclass
@@ -83,7 +83,9 @@ class GrooveVAE(nn.Module):
         raw = self.decoder(z)
         return torch.stack([torch.sigmoid(raw[:, 0]), torch.sigmoid(raw[:, 1]), torch.tanh(raw[:, 2])], dim=1)
 
-    def loss(self, x: torch.Tensor, kl_weight: float = 1.0, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, kl_weight: float = 1.0, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Per-batch mean of each loss term for loops x (B, 3, instruments, steps).
 
         ``kl_weight`` scales beta during KL warm-up."""

@@ -18,7 +18,7 @@ from rvae.dataset import DataConfig, Dataset, load_dataset
 from rvae.groove import stack
 from rvae.model import GrooveVAE, VAEConfig
 
-__all__ = ["TrainConfig", "train", "train_files", "NoDataError"]
+__all__ = ["NoDataError", "TrainConfig", "train", "train_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,12 @@ def auto_updates(loops: int) -> int:
 
 def _full_loss(parts: dict[str, float], c: VAEConfig) -> float:
     """The loss at full beta, comparable across epochs whatever the warm-up."""
-    return parts["onset_bce"] + c.w_velocity * parts["velocity_se"] + c.w_offset * parts["offset_se"] + c.beta * parts["kl"]
+    return (
+        parts["onset_bce"]
+        + c.w_velocity * parts["velocity_se"]
+        + c.w_offset * parts["offset_se"]
+        + c.beta * parts["kl"]
+    )
 
 
 @torch.no_grad()
@@ -76,8 +81,9 @@ def _evaluate(model: GrooveVAE, x: torch.Tensor, gen: torch.Generator) -> dict[s
     return {k: float(v) for k, v in parts.items()}
 
 
-def train(ds: Dataset, model_config: VAEConfig | None = None, cfg: TrainConfig | None = None,
-          progress: bool = True) -> Checkpoint:
+def train(
+    ds: Dataset, model_config: VAEConfig | None = None, cfg: TrainConfig | None = None, progress: bool = True
+) -> Checkpoint:
     """Train on the dataset's loops; returns a Checkpoint holding the best model seen."""
     cfg = cfg or TrainConfig()
     if not ds.loops:
@@ -105,15 +111,16 @@ def train(ds: Dataset, model_config: VAEConfig | None = None, cfg: TrainConfig |
 
     best, best_state, best_epoch, history = math.inf, None, 0, []
     step, t0, stopped = 0, time.perf_counter(), "finished"
-    bar = tqdm(range(epochs), desc="training", unit="epoch", disable=None if progress else True,
-               leave=False)  # None: a bar on a terminal, nothing in logs
+    bar = tqdm(
+        range(epochs), desc="training", unit="epoch", disable=None if progress else True, leave=False
+    )  # None: a bar on a terminal, nothing in logs
     model.train()
     try:
         for epoch in bar:
             order = torch.randperm(n, generator=gen)
             sums = dict.fromkeys(("onset_bce", "velocity_se", "offset_se", "kl"), 0.0)
             for b in range(per_epoch):
-                xb = x_train[order[b * batch:(b + 1) * batch]]
+                xb = x_train[order[b * batch : (b + 1) * batch]]
                 parts = model.loss(xb, kl_weight=min(1.0, step / warmup), generator=gen)
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()
@@ -164,9 +171,15 @@ def train(ds: Dataset, model_config: VAEConfig | None = None, cfg: TrainConfig |
     return Checkpoint(model.cpu(), ds.grid, ds.kit, {}, asdict(cfg), summary, latents, [g.source for g in ds.loops])
 
 
-def train_files(paths: list[str | Path], out: str | Path | None, data_config: DataConfig | None = None,
-                model_config: VAEConfig | None = None, cfg: TrainConfig | None = None,
-                progress: bool = True, report=None) -> Checkpoint:
+def train_files(
+    paths: list[str | Path],
+    out: str | Path | None,
+    data_config: DataConfig | None = None,
+    model_config: VAEConfig | None = None,
+    cfg: TrainConfig | None = None,
+    progress: bool = True,
+    report=None,
+) -> Checkpoint:
     """Folders of MIDI -> trained checkpoint, written atomically to ``out`` when given.
 
     ``report(line)`` receives each skipped file and the dataset summary, as they are known."""

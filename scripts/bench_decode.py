@@ -22,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def percentiles(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "max_ms": round(float(ms.max()), 3)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -47,8 +50,18 @@ def main(argv: list[str]) -> int:
         t = time.perf_counter()
         map_image(ckpt, probs)
         pictures.append(time.perf_counter() - t)
-    print(json.dumps({"checkpoint": path.name, "params": ckpt.model.n_params(), "file_mb": round(path.stat().st_size / 1e6, 2),
-                      "decode_one": percentiles(one), "map_30x30": percentiles(maps), "map_picture": percentiles(pictures)}))
+    print(
+        json.dumps(
+            {
+                "checkpoint": path.name,
+                "params": ckpt.model.n_params(),
+                "file_mb": round(path.stat().st_size / 1e6, 2),
+                "decode_one": percentiles(one),
+                "map_30x30": percentiles(maps),
+                "map_picture": percentiles(pictures),
+            }
+        )
+    )
     return 0
 
 

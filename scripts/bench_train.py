@@ -36,7 +36,9 @@ def paths_for(name: str) -> list[Path]:
 def held_out_files(n: int = 24) -> list[Path]:
     """4/4 beat files of the subset from other sessions than the twelve, in a fixed order."""
     dozen = set(paths_for("full"))
-    files = sorted(p for p in (SHARED / "groove").rglob("*_beat_4-4.mid") if p not in dozen and "session1" not in str(p))
+    files = sorted(
+        p for p in (SHARED / "groove").rglob("*_beat_4-4.mid") if p not in dozen and "session1" not in str(p)
+    )
     return files[:: max(1, len(files) // n)][:n]
 
 
@@ -69,8 +71,12 @@ def run(name: str) -> dict:
     if name == "full":
         held = load_dataset(held_out_files())
         m = evaluate(ckpt, held.loops)
-        out |= {"held_out_files": len(held.files), "held_out_loops": len(held.loops),
-                "held_out_f1": round(m["onset_f1"], 4), "held_out_f1_tolerant": round(m["onset_f1_tolerant"], 4)}
+        out |= {
+            "held_out_files": len(held.files),
+            "held_out_loops": len(held.loops),
+            "held_out_f1": round(m["onset_f1"], 4),
+            "held_out_f1_tolerant": round(m["onset_f1_tolerant"], 4),
+        }
     out["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
 
@@ -87,7 +93,9 @@ def main(argv: list[str]) -> int:
             print(f"unknown set {name!r}; choose from {', '.join(SETS)}", file=sys.stderr)
             return 2
         res = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True)
-        print(res.stdout.strip() or json.dumps({"set": name, "error": res.stderr.strip().splitlines()[-1:]}), flush=True)
+        print(
+            res.stdout.strip() or json.dumps({"set": name, "error": res.stderr.strip().splitlines()[-1:]}), flush=True
+        )
     return 0
 
 

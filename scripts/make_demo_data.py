@@ -85,8 +85,9 @@ def funk(rng: Rng, nbars: int) -> list[Hit]:
             hits.append((o + s, OHH if s == open_at else CHH, vel))
         hits += [(o + s, KICK, 100) for s in kicks]
         hits += [(o + 24, SNARE, 115), (o + 72, SNARE, 118)]
-        hits += [(o + s, SNARE, int(rng.integers(28, 46))) for s in range(6, 96, 6)
-                 if s % 24 and chance(rng, 0.3)]  # ghost notes are what make it funk
+        hits += [
+            (o + s, SNARE, int(rng.integers(28, 46))) for s in range(6, 96, 6) if s % 24 and chance(rng, 0.3)
+        ]  # ghost notes are what make it funk
         if chance(rng, 0.25):
             hits.append((o + 6 * int(rng.integers(1, 16)), KICK, 85))
     return fill(hits, rng, 0.5, nbars * 96, 24, 6)
@@ -120,8 +121,7 @@ def footwork(rng: Rng, nbars: int) -> list[Hit]:
         hits += [(o + s, CHH, (90, 50, 70)[s // 8 % 3]) for s in range(0, 96, 8)]
         hits += [(o + s, KICK, 110) for s in kicks]
         hits += [(o + 24, CLAP, 110), (o + 72, CLAP, 115)]
-        hits += [(o + 8 * int(k), KICK, 90) for k in rng.choice(12, size=2, replace=False)
-                 if chance(rng, 0.4)]
+        hits += [(o + 8 * int(k), KICK, 90) for k in rng.choice(12, size=2, replace=False) if chance(rng, 0.4)]
         if chance(rng, 0.4):
             beat = int(rng.integers(4))
             hits = roll(hits, o + beat * 24, o + beat * 24 + 24, 4, SNARE)
@@ -150,8 +150,7 @@ def bembe(rng: Rng, nbars: int) -> list[Hit]:
     hits: list[Hit] = []
     for b in range(nbars):
         o, first = b * 72, 6 * (b % 2)
-        hits += [(o + 12 * (p - first), BELL, 105 if p == 0 else 85)
-                 for p in bell if first <= p < first + 6]
+        hits += [(o + 12 * (p - first), BELL, 105 if p == 0 else 85) for p in bell if first <= p < first + 6]
         hits += [(o, KICK, 100), (o + 36, KICK, 85), (o + 36, STICK, 80)]
         hits += [(o + 48, TOMS[2], 95), (o + 60, TOMS[2], 90)]  # open tones, conga-style
         if pedal:
@@ -225,10 +224,8 @@ class Style:
 STYLES = (
     Style("4-4_rock", "rock", "rock", (4, 4), 6, (90, 130), rock, swing=3),
     Style("4-4_funk", "funk", "funk, 16th hats, ghost notes", (4, 4), 6, (88, 108), funk, swing=6),
-    Style("4-4_trap", "trap", "trap, half-time, 16th/32nd-triplet hat rolls", (4, 4), 6,
-          (130, 150), trap),
-    Style("4-4_footwork", "footwork", "footwork, triplet kicks", (4, 4), 6, (160, 160), footwork,
-          laid_back=2),
+    Style("4-4_trap", "trap", "trap, half-time, 16th/32nd-triplet hat rolls", (4, 4), 6, (130, 150), trap),
+    Style("4-4_footwork", "footwork", "footwork, triplet kicks", (4, 4), 6, (160, 160), footwork, laid_back=2),
     Style("12-8_shuffle", "shuffle", "12/8 blues shuffle", (12, 8), 6, (90, 120), shuffle_12_8),
     Style("6-8", "bembe", "Afro-Cuban 6/8 (bembé bell)", (6, 8), 7, (140, 170), bembe, (2, 4)),
     Style("6-8", "ballad", "6/8 rock ballad", (6, 8), 7, (66, 90), ballad_6_8, (2, 4), swing=2),
@@ -255,8 +252,7 @@ def humanise(hits: list[Hit], rng: Rng, style: Style) -> list[tuple[int, int, in
     return notes
 
 
-def write_clip(path: Path, notes: list[tuple[int, int, int]], style: Style, bpm: int,
-               length: int) -> None:
+def write_clip(path: Path, notes: list[tuple[int, int, int]], style: Style, bpm: int, length: int) -> None:
     num, den = style.meter
     events: list[tuple[int, int, int, mido.Message]] = []
     for tick, note, vel in notes:
@@ -264,12 +260,18 @@ def write_clip(path: Path, notes: list[tuple[int, int, int]], style: Style, bpm:
         off = min([tick + NOTE_TICKS, length, *later[:1]])  # never overlap the same drum
         events.append((tick, 1, note, mido.Message("note_on", channel=9, note=note, velocity=vel)))
         events.append((off, 0, note, mido.Message("note_off", channel=9, note=note, velocity=0)))
-    track = mido.MidiTrack([
-        mido.MetaMessage("track_name", name=path.stem, time=0),
-        mido.MetaMessage("time_signature", numerator=num, denominator=den,
-                         clocks_per_click=36 if den == 8 and num % 3 == 0 else 96 // den),
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)),
-    ])
+    track = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=path.stem, time=0),
+            mido.MetaMessage(
+                "time_signature",
+                numerator=num,
+                denominator=den,
+                clocks_per_click=36 if den == 8 and num % 3 == 0 else 96 // den,
+            ),
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)),
+        ]
+    )
     now = 0
     for tick, _, _, msg in sorted(events, key=lambda e: e[:3]):  # note-offs first on a shared tick
         track.append(msg.copy(time=tick - now))
@@ -340,12 +342,11 @@ def main() -> None:
         bars, tempi = make_style(style, args.out, args.seed)
         meter = f"{style.meter[0]}/{style.meter[1]}"
         nbars, bpm = (f"{min(v)}-{max(v)}" if min(v) < max(v) else str(v[0]) for v in (bars, tempi))
-        rows.append(f"| `{style.folder}/` ({style.stem}_NN.mid) | {meter} | {style.genre} "
-                    f"| {style.clips} | {nbars} | {bpm} |")
-        per_folder.setdefault(style.folder, []).append(
-            f"{style.clips} {style.stem} ({meter}, {nbars} bars, {bpm} BPM)")
-    (args.out / "README.md").write_text(README.format(seed=args.seed, rows="\n".join(rows)),
-                                         encoding="utf-8")
+        rows.append(
+            f"| `{style.folder}/` ({style.stem}_NN.mid) | {meter} | {style.genre} | {style.clips} | {nbars} | {bpm} |"
+        )
+        per_folder.setdefault(style.folder, []).append(f"{style.clips} {style.stem} ({meter}, {nbars} bars, {bpm} BPM)")
+    (args.out / "README.md").write_text(README.format(seed=args.seed, rows="\n".join(rows)), encoding="utf-8")
     for folder, parts in per_folder.items():
         print(f"{folder}: " + ", ".join(parts))
 

@@ -39,7 +39,10 @@ def main(argv: list[str]) -> int:
             continue
         ckpt = train_files(paths, out, DataConfig(time_signature=meter), progress=False)
         s = ckpt.summary
-        print(f"{name}: {s['loops']} loops from {s['files_read']} files, {s['epochs']} epochs in {s['seconds']} s -> {out}")
+        print(
+            f"{name}: {s['loops']} loops from {s['files_read']} files, "
+            f"{s['epochs']} epochs in {s['seconds']} s -> {out}"
+        )
     return 0
 
 

@@ -13,8 +13,9 @@ CLIPS = SHARED / "groove-clips"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_midi_file(path: Path, notes, ts=(4, 4), bpm=120.0, tpq=480, channel=9, tempo_changes=(), end=None,
-                    time_signatures=None) -> Path:
+def write_midi_file(
+    path: Path, notes, ts=(4, 4), bpm=120.0, tpq=480, channel=9, tempo_changes=(), end=None, time_signatures=None
+) -> Path:
     """notes: [(note, velocity, quarter position)] -> a type-0 MIDI file at ``path``.
 
     ``tempo_changes``: [(quarter position, bpm)]; ``time_signatures``: [(quarter, (n, d))]
@@ -58,3 +59,6 @@ def make_midi(tmp_path):
 def needs(path: Path):
     """Skip, saying so, when the shared Groove MIDI data is absent."""
     return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (shared Groove MIDI Dataset subset)")
+
+
+from jack_rig import jack_server  # noqa: E402, F401  (a session fixture: pytest finds it by name)

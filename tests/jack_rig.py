@@ -1,13 +1,13 @@
 """A real JACK MIDI rig for tests: a dummy-driver server, port lookup and connection, a
 recording input, and JACK's own MIDI clock source driven by its transport.
 
-    from jack_rig import Recorder, connect, jack_server  # noqa: F401  (pytest finds the fixture by name)
+    from jack_rig import MidiClock, Recorder, Transport, connect
 
-    def test_x(jack_server):
+    def test_x(jack_server):  # the fixture is imported once, by tests/conftest.py
         with Recorder("rec") as rec, MidiClock(bpm=120) as clock, Transport() as tp:
             connect(clock.port, "rec:rec")
             tp.play()
-            rec.wait_for(lambda log: rec.count("clock") >= 24)
+            assert rec.wait_count(24, "clock")
 
 Each test session starts its own server (``jackd -n rvae-test-<pid> -d dummy -r 48000
 -p 128``) and points ``JACK_DEFAULT_SERVER`` at it for the whole process, so rtmidi,

@@ -17,10 +17,10 @@ import sys
 import time
 
 import pytest
-from jack_rig import MidiClock, Recorder, Transport, connect, jack_server, wait_for_port  # noqa: F401
+from conftest import REPO
+from jack_rig import MidiClock, Recorder, Transport, connect, wait_for_port
 from pythonosc.udp_client import SimpleUDPClient
 
-from conftest import REPO
 from performer.control import ControlState
 from performer.decoder import pattern_for
 from rvae.checkpoint import load_checkpoint
@@ -42,8 +42,23 @@ class Performer:
     def __init__(self, name: str, *args: str, ckpt=CKPT_44):
         self.name = name
         self.osc = free_port()
-        cmd = [sys.executable, "-m", "rvae", "perform", str(ckpt), "--headless", "--midi-api", "jack",
-               "--midi-out", name, "--osc-port", str(self.osc), "--microtiming", "0", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rvae",
+            "perform",
+            str(ckpt),
+            "--headless",
+            "--midi-api",
+            "jack",
+            "--midi-out",
+            name,
+            "--osc-port",
+            str(self.osc),
+            "--microtiming",
+            "0",
+            *args,
+        ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         try:
@@ -156,9 +171,14 @@ def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulse
 def test_follows_jack_midi_clock_stop_silences_start_restarts(jack_server):
     z = (-0.5, 0.5)
     pattern, loop_steps = expected(CKPT_44, z)
-    with (Recorder("rec-ext") as rec, Transport() as transport, MidiClock(bpm=120) as clock,
-          Performer("perf-ext", "--clock", "midi", "--midi-in", "perf-ext-in", "--gate", "0.9",
-                    "--z", *map(str, z)) as perf):
+    with (
+        Recorder("rec-ext") as rec,
+        Transport() as transport,
+        MidiClock(bpm=120) as clock,
+        Performer(
+            "perf-ext", "--clock", "midi", "--midi-in", "perf-ext-in", "--gate", "0.9", "--z", *map(str, z)
+        ) as perf,
+    ):
         inp = wait_for_port("perf-ext-in:perf-ext-in", "input", timeout=10)
         connect(clock.port, inp)
         connect(clock.port, "rec-ext:rec-ext")
@@ -210,8 +230,26 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
 
 def test_without_a_display_it_says_so_and_goes_on_headless(jack_server):
     env = dict(os.environ, SDL_VIDEODRIVER="offscreen", PYTHONUNBUFFERED="1")
-    res = subprocess.run([sys.executable, "-m", "rvae", "perform", "--midi-api", "jack", "--midi-out", "perf-nodisp",
-                          "--osc-port", "0", "--seconds", "1.5"], capture_output=True, text=True, env=env, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rvae",
+            "perform",
+            "--midi-api",
+            "jack",
+            "--midi-out",
+            "perf-nodisp",
+            "--osc-port",
+            "0",
+            "--seconds",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     assert "no window:" in res.stderr and "headless" in res.stderr
     assert "pattern 1" in res.stdout + res.stderr

@@ -15,7 +15,7 @@ import time
 import mido
 import pytest
 import rtmidi
-from jack_rig import (  # noqa: F401  (jack_server is a fixture: pytest finds it by name)
+from jack_rig import (  # the jack_server fixture comes from conftest.py: one server per session
     JACKD_ARGS,
     MidiClock,
     MidiDump,
@@ -24,7 +24,6 @@ from jack_rig import (  # noqa: F401  (jack_server is a fixture: pytest finds it
     connect,
     connections,
     find_port,
-    jack_server,
     remove_semaphores,
 )
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from performer.clock import PPQN, InternalClock, MidiClockFollower, Player
-from performer.control import ControlState, Controls
+from performer.control import Controls, ControlState
 from performer.sequencer import Mailbox, Sequencer, make_pattern
 from rvae.grid import Grid
 from rvae.groove import Groove
@@ -116,7 +116,9 @@ def make_player(pattern, clock, controls=None, **kw):
     rec = Recorder(fake)
     mb = Mailbox()
     mb.put(pattern)
-    player = Player(Sequencer(swap="bar"), mb, controls or Controls(ControlState(bpm=120.0)), [rec], clock, now=fake, **kw)
+    player = Player(
+        Sequencer(swap="bar"), mb, controls or Controls(ControlState(bpm=120.0)), [rec], clock, now=fake, **kw
+    )
     return player, rec, fake
 
 

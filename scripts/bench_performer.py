@@ -1,0 +1,284 @@
+"""Performer timing on real JACK MIDI ports (dummy driver, -p 128 at 48 kHz: one period is
+2.67 ms), measured by jack_midi_dump with sample-accurate frame stamps. Prints JSON.
+
+- decode: latency of turning a cursor position into a ready Pattern (decode + make_pattern);
+- internal: ``rvae perform --headless`` on its own clock at 90, 120, 174 BPM; note-on error
+  against the ideal tick time (the tick grid fitted to the clock pulses it sent);
+- external: following jack_midi_clock at 90, 120, 174 BPM; note-on error against the pulse
+  it belongs to (with --microtiming 0 every hit is on a pulse);
+- soak: 174 BPM, the cursor moving all the time over OSC; missed ticks, stuck notes;
+- frame: the pygame window (dummy video driver) drawing while the cursor moves.
+
+Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the JACK rig the integration tests use
+
+RATE, PERIOD_FRAMES = 48000, 128
+CKPT = ROOT / "checkpoints" / "groove-4-4.pt"
+
+
+def stats(values_ms) -> dict:
+    a = np.asarray(values_ms, dtype=float)
+    if not len(a):
+        return {"n": 0}
+    return {
+        "n": len(a),
+        "p50_ms": round(float(np.percentile(a, 50)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "max_ms": round(float(a.max()), 3),
+    }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_dump(lines: list[str]) -> list[tuple[int, list[int]]]:
+    out = []
+    for ln in lines:
+        frame, _, data = ln.partition(":")
+        hexes = []
+        for tok in data.split():  # "99 24 64 note on ..." : the bytes, then words
+            if len(tok) != 2:
+                break
+            try:
+                hexes.append(int(tok, 16))
+            except ValueError:
+                break
+        if frame.strip().isdigit() and hexes:
+            out.append((int(frame), hexes))
+    return out
+
+
+def after_last_start(events):
+    starts = [i for i, (_, b) in enumerate(events) if b and b[0] == 0xFA]
+    return events[starts[-1] :] if starts else events
+
+
+def pairing(events) -> int:
+    """Note-ons never followed by their note-off."""
+    sounding: dict[int, int] = {}
+    for _, b in events:
+        if len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0:
+            sounding[b[1]] = sounding.get(b[1], 0) + 1
+        elif len(b) == 3 and (b[0] & 0xF0 == 0x80 or (b[0] & 0xF0 == 0x90 and b[2] == 0)) and sounding.get(b[1]):
+            sounding[b[1]] -= 1
+    return sum(sounding.values())
+
+
+class Performer:
+    def __init__(self, name: str, *args: str):
+        from jack_rig import wait_for_port
+        from pythonosc.udp_client import SimpleUDPClient
+
+        self.osc_port = free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "rvae",
+            "perform",
+            str(CKPT),
+            "--headless",
+            "--midi-api",
+            "jack",
+            "--midi-out",
+            name,
+            "--osc-port",
+            str(self.osc_port),
+            "--microtiming",
+            "0",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        self.port = wait_for_port(f"{name}:{name}", "output", timeout=30.0)
+        self.osc = SimpleUDPClient("127.0.0.1", self.osc_port)
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.communicate(timeout=20)
+
+
+def internal(bpm: float, seconds: float, move: bool = False) -> dict:
+    from jack_rig import MidiDump, connect
+
+    with MidiDump(f"dump-int-{int(bpm)}", absolute=True) as dump:
+        perf = Performer(f"perf-int-{int(bpm)}", "--bpm", f"{bpm:g}")
+        try:
+            connect(perf.port, dump.port)
+            time.sleep(0.3)
+            perf.osc.send_message("/rvae/stop", [])
+            time.sleep(0.2)
+            perf.osc.send_message("/rvae/start", [])
+            end = time.monotonic() + seconds
+            k = 0
+            while time.monotonic() < end:
+                if move:  # circle the space, 30 moves a second
+                    a = k / 30.0
+                    perf.osc.send_message("/rvae/xy", [2.0 * math.cos(a), 2.0 * math.sin(1.3 * a)])
+                    k += 1
+                time.sleep(1 / 30)
+        finally:
+            perf.close()
+        time.sleep(0.3)
+        events = after_last_start(parse_dump(dump.lines()))
+    pulses = np.array([f for f, b in events if b == [0xF8]], dtype=float)
+    per = RATE * 60.0 / (bpm * 24)
+    idx = np.arange(len(pulses))
+    f0 = float(np.min(pulses - idx * per))  # JACK can only delay an event to a cycle boundary
+    errors, n_pulse = [], -1
+    for f, b in events:
+        if b == [0xF8]:
+            n_pulse += 1
+        elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and n_pulse >= 0:
+            errors.append((f - (f0 + n_pulse * per)) / RATE * 1000)
+    gaps = np.diff(pulses) / per
+    return {
+        "bpm": bpm,
+        "seconds": seconds,
+        "pulses": len(pulses),
+        "missed_ticks": int(np.sum(np.rint(gaps) - 1)),
+        "pulse_error": stats((pulses - (f0 + idx * per)) / RATE * 1000),
+        "note_on_error": stats(errors),
+        "stuck_notes": pairing(events),
+    }
+
+
+def external(bpm: float, seconds: float) -> dict:
+    from jack_rig import MidiClock, MidiDump, Transport, connect, wait_for_port
+
+    with Transport() as transport, MidiClock(bpm=bpm) as clock, MidiDump(f"dump-ext-{int(bpm)}", absolute=True) as dump:
+        perf = Performer(f"perf-ext-{int(bpm)}", "--clock", "midi", "--midi-in", f"perf-ext-{int(bpm)}-in")
+        try:
+            inp = wait_for_port(f"perf-ext-{int(bpm)}-in:perf-ext-{int(bpm)}-in", "input", timeout=10)
+            connect(clock.port, inp)
+            connect(clock.port, dump.port)
+            connect(perf.port, dump.port)
+            time.sleep(0.3)
+            transport.play()
+            time.sleep(seconds)
+            transport.stop()
+            time.sleep(0.3)
+        finally:
+            perf.close()
+        time.sleep(0.3)
+        events = after_last_start(parse_dump(dump.lines()))
+    errors, last_pulse = [], None
+    for f, b in events:
+        if b == [0xF8]:
+            last_pulse = f
+        elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and last_pulse is not None:
+            errors.append((f - last_pulse) / RATE * 1000)
+    return {
+        "bpm": bpm,
+        "seconds": seconds,
+        "pulses": sum(1 for _, b in events if b == [0xF8]),
+        "note_on_error_vs_pulse": stats(errors),
+        "stuck_notes": pairing(events),
+    }
+
+
+def decode_latency() -> dict:
+    from performer.control import ControlState
+    from performer.decoder import pattern_for
+    from rvae.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(CKPT)
+    rng = np.random.default_rng(0)
+    times = []
+    for i in range(2050):
+        z = tuple(rng.uniform(-3, 3, 2))
+        t = time.perf_counter()
+        pattern_for(ckpt, ControlState(z=z), z, i, 120.0)
+        if i >= 50:
+            times.append((time.perf_counter() - t) * 1000)
+    return stats(times)
+
+
+def frame_times() -> dict:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from performer.control import Controls, ControlState
+    from performer.decoder import pattern_for
+    from performer.sequencer import PlayerView
+    from performer.ui import run_window
+    from rvae.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(CKPT)
+    controls = Controls(ControlState())
+    view = {"v": PlayerView()}
+    t0, k = time.perf_counter(), [0]
+
+    def on_frame() -> None:
+        k[0] += 1
+        a = k[0] / 20
+        z = (2 * math.cos(a), 2 * math.sin(1.3 * a))
+        controls.update(z=z, threshold=0.4 + 0.2 * ((k[0] // 60) % 2))
+        beat = (time.perf_counter() - t0) * 2
+        if k[0] % 15 == 0:
+            view["v"] = PlayerView(
+                beat=beat, pattern=pattern_for(ckpt, controls.get(), z, k[0], 120.0), state="playing"
+            )
+        else:
+            view["v"] = PlayerView(beat=beat, pattern=view["v"].pattern, state="playing")
+
+    times = run_window(ckpt, controls, lambda: view["v"], threading.Event(), max_frames=600, on_frame=on_frame)
+    return stats(np.asarray(times) * 1000)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8.0, help="per tempo")
+    ap.add_argument("--soak", type=float, default=180.0, help="soak seconds at 174 BPM")
+    args = ap.parse_args()
+    from jack_rig import LOCK_PATH, _serve, _take_turn
+
+    result = {
+        "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}",
+        "jack": "jackd -d dummy -r 48000 -p 128 (period 2.67 ms)",
+        "decode_pattern": decode_latency(),
+        "frame": frame_times(),
+    }
+    with open(LOCK_PATH, "a") as lock:
+        _take_turn(lock)
+        server = _serve(f"rvae-bench-{os.getpid()}")
+        next(server)
+        try:
+            result["internal"] = [internal(b, args.seconds) for b in (90, 120, 174)]
+            result["external"] = [external(b, args.seconds) for b in (90, 120, 174)]
+            if args.soak:
+                result["soak"] = internal(174, args.soak, move=True)
+        finally:
+            server.close()
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
