@@ -27,8 +27,9 @@ system-deps:
 test: install
 	$(BIN)/pytest -q
 
+# the window on the bundled 4/4 model with the audio preview; headless where no display opens
 perform: install
-	$(BIN)/rvae generate checkpoints/groove-4-4.pt --z 0 0 --loops 4 -o out/perform.mid --force
+	$(BIN)/rvae perform checkpoints/groove-4-4.pt --audio
 
 lint: install
 	$(BIN)/ruff check rvae tests scripts
@@ -42,6 +43,7 @@ checkpoints: install
 bench: install
 	$(BIN)/python scripts/bench_train.py
 	$(BIN)/python scripts/bench_decode.py
+	$(BIN)/python scripts/bench_performer.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -3,6 +3,7 @@ together, and takes them down again in order. Behaviour lives in the modules it 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -118,7 +119,8 @@ def perform(cfg: PerformConfig, say=print) -> int:
     if not headless:
         from performer.ui import open_display
 
-        why = open_display()
+        with quiet_stderr():
+            why = open_display()
         if why:
             say(f"no window: {why}; going on headless (Ctrl-C stops)")
             headless = True
@@ -127,14 +129,18 @@ def perform(cfg: PerformConfig, say=print) -> int:
     old_interval = sys.getswitchinterval()
     old_term = signal.getsignal(signal.SIGTERM)
     try:
-        out = ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
-        opened.append(out)
-        outputs: list = [out]
-        port_text = f"out: {out.name}"
+        out = _open_output(cfg, say)
+        outputs: list = []
+        port_text = "out: none"
+        if out is not None:
+            opened.append(out)
+            outputs.append(out)
+            port_text = f"out: {out.name} ({out.api})"
         if cfg.audio:
             from performer.audio import open_audio
 
-            preview, note = open_audio(ckpt.kit)
+            with quiet_stderr():
+                preview, note = open_audio(ckpt.kit)
             say(note)
             if preview is not None:
                 opened.append(preview)
@@ -225,6 +231,49 @@ def perform(cfg: PerformConfig, say=print) -> int:
         if cfg.record and "recording" in locals() and recording is not None:
             midi, side = recording.save()
             say(f"recorded {midi} and {side}")
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence what C libraries (ALSA, libjack, SDL) print while we probe for devices: their
+    failures are reported once, in our own words."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _open_output(cfg: PerformConfig, say):
+    """The MIDI out port. An API the user named must open; with none named, rtmidi's
+    default and then JACK are tried, and without either the performer still plays (to the
+    audio preview and the console), saying why there is no port."""
+    from performer import ports
+
+    if cfg.midi_api:
+        return ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
+    reasons = []
+    for api in (None, "jack"):
+        saved = os.environ.get("JACK_NO_START_SERVER")
+        os.environ["JACK_NO_START_SERVER"] = "1"  # trying JACK must not launch a server of its own
+        try:
+            with quiet_stderr():
+                return ports.open_output(cfg.midi_out, api, channel=cfg.channel - 1)
+        except Exception as e:  # rtmidi raises its own error types for a missing backend
+            reasons.append(
+                f"{api or 'default'}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+            )
+        finally:
+            if saved is None:
+                os.environ.pop("JACK_NO_START_SERVER", None)
+            else:
+                os.environ["JACK_NO_START_SERVER"] = saved
+    say(f"no MIDI out port could open ({'; '.join(reasons)}); playing without one")
+    return None
 
 
 def _print_headless(player: Player, controls: Controls, names: list[str], stop: threading.Event, on_tick, say) -> None:

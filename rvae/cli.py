@@ -40,6 +40,7 @@ HELP = {
     "kl_warmup": "share of training over which beta ramps up",
     "val_fraction": "share of files held out for validation",
     "min_val_loops": "hold out files only with at least this many loops",
+    "patience": "with validation, stop after this many epochs without improvement",
     "seed": "random seed: same seed, same model on the same machine",
     "device": "cpu, or cuda where available",
 }
@@ -207,6 +208,11 @@ def cmd_eval(args) -> int:
     if not loops:
         raise NoDataError(f"no loop in {', '.join(args.data)} fits the model's {ckpt.grid.meter} grid")
     result = _clean(evaluate(ckpt, loops, args.threshold))
+    if args.generation:
+        from rvae.judge import flatten, judge
+
+        gen = judge(ckpt, loops, n_samples=args.samples, size=30, seed=args.seed, threshold=args.threshold)
+        result = result | ({"generation": gen} if args.json else _clean(flatten(gen)))
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -346,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(v)
     v.add_argument("data", nargs="+")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--generation", action="store_true",
+                   help="also judge generation: prior samples and the latent map against these loops, with baselines")
+    v.add_argument("--samples", type=int, default=500, help="prior samples for --generation")
+    v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
     f = sub.add_parser("perform", help="play the latent space live, on a MIDI-clock-synced sequencer")

@@ -36,6 +36,7 @@ class TrainConfig:
     kl_warmup: float = 0.3  # share of the updates over which beta ramps up from 0
     val_fraction: float = 0.1  # files held out for validation loss...
     min_val_loops: int = 200  # ...only when there are this many loops: small sets need every loop
+    patience: int = 50  # with validation: stop after this many epochs without a better validation loss
     seed: int = 0
     device: str = "cpu"
 
@@ -140,6 +141,9 @@ def train(
             bar.set_postfix(loss=f"{train_loss:.2f}", **({"val": f"{val_loss:.2f}"} if val_loss is not None else {}))
             if cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds:
                 stopped = f"time limit after epoch {epoch + 1}"
+                break
+            if x_val is not None and best_epoch and epoch + 1 - best_epoch >= cfg.patience:
+                stopped = f"validation loss flat for {cfg.patience} epochs"
                 break
     except KeyboardInterrupt:
         stopped = f"interrupted after {len(history)} epochs"

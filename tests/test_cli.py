@@ -234,3 +234,12 @@ def test_python_m_rvae_info(model_6_8, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "grid: 6/8, 24 steps per quarter, 1 bar(s) = 72 steps" in done.stdout
+
+
+def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
+    assert main(["eval", str(model_6_8), str(DATA_6_8), "--json", "--generation", "--samples", "50"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    gen = report["generation"]
+    for part in ("prior", "map", "baseline_nearest", "baseline_random"):
+        assert 0.0 <= gen[part]["summary"]["oa_mean"] <= 1.0
+    assert {"smoothness", "coverage", "novelty"} <= set(gen)
