@@ -189,7 +189,9 @@ def perform(cfg: PerformConfig, say=print) -> int:
             opened.append(cursor_out)
 
         sys.setswitchinterval(cfg.switch_interval)  # the clock thread must not wait 5 ms for the GIL
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # SIGTERM acts as Ctrl-C. Not stop.set(): a handler runs between two bytecodes of the
+        # main thread, maybe inside Event.wait holding its lock, and set() would deadlock on it.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         player.start()
         opened.append(player)
         worker.start()
