@@ -289,6 +289,21 @@ def cmd_ports(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from rvae.experiment import ExperimentError, load_experiment, run_experiment
+
+    try:
+        cfg = load_experiment(args.config, jobs=args.jobs)
+    except ExperimentError as e:  # nothing has run: a config to fix
+        _say(f"rvae experiment: {e}")
+        return 2
+    result = run_experiment(cfg, report=_say, retry_failed=args.retry_failed)
+    print((result.output / "summary.md").read_text())
+    ok = sum(r["status"] == "ok" for r in result.rows)
+    print(f"wrote {result.output}/ (results.csv, results.json, summary.md, plots): {ok} of {len(result.rows)} runs ok")
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -352,8 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(v)
     v.add_argument("data", nargs="+")
     v.add_argument("--json", action="store_true")
-    v.add_argument("--generation", action="store_true",
-                   help="also judge generation: prior samples and the latent map against these loops, with baselines")
+    v.add_argument(
+        "--generation",
+        action="store_true",
+        help="also judge generation: prior samples and the latent map against these loops, with baselines",
+    )
     v.add_argument("--samples", type=int, default=500, help="prior samples for --generation")
     v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
@@ -408,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("ports", help="list MIDI ports")
     o.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
 
+    x = sub.add_parser("experiment", help="run a grid of settings x seeds x folds described in a TOML file")
+    x.add_argument("config", help="experiment TOML, e.g. examples/representation_study.toml")
+    x.add_argument("--jobs", type=int, default=None, help="worker processes (default: the config's, else every core)")
+    x.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+
     n = sub.add_parser("info", help="what a checkpoint holds")
     common(n, threshold=False)
     n.add_argument("--json", action="store_true")
@@ -424,6 +447,7 @@ COMMANDS = {
     "info": cmd_info,
     "perform": cmd_perform,
     "ports": cmd_ports,
+    "experiment": cmd_experiment,
 }
 
 

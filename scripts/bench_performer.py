@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the JACK rig the integration tests use
 
 RATE, PERIOD_FRAMES = 48000, 128
+WINDOW = 240  # pulses per fitted window: 3.4 s at 174 BPM
 CKPT = ROOT / "checkpoints" / "groove-4-4.pt"
 
 
@@ -151,23 +152,28 @@ def internal(bpm: float, seconds: float, move: bool = False) -> dict:
     pulses = np.array([f for f, b in events if b == [0xF8]], dtype=float)
     nominal = RATE * 60.0 / (bpm * 24)
     idx = np.arange(len(pulses))
-    # The dummy driver's frame clock and perf_counter drift apart (tens of ppm): fit the
-    # tick grid's slope too, else minutes of soak turn that drift into "timing error".
+    # The reference is JACK's frame count, and the dummy driver's frames wander against
+    # perf_counter (a late cycle shifts every later frame). So the ideal tick grid is fitted
+    # per window of WINDOW pulses: slope over the whole run, offset per window (the earliest
+    # pulse of a window is taken as on time: JACK can only delay an event to a cycle start).
     per = float(np.polyfit(idx, pulses, 1)[0]) if len(pulses) > 2 else nominal
-    f0 = float(np.min(pulses - idx * per))  # JACK can only delay an event to a cycle boundary
+    resid = pulses - idx * per
+    base = np.array([resid[i - i % WINDOW : i - i % WINDOW + WINDOW].min() for i in range(len(resid))])
+    wander = float((resid.max() - resid.min()) / RATE * 1000)
     errors, n_pulse = [], -1
     for f, b in events:
         if b == [0xF8]:
             n_pulse += 1
         elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and n_pulse >= 0:
-            errors.append((f - (f0 + n_pulse * per)) / RATE * 1000)
+            errors.append((f - (base[n_pulse] + n_pulse * per)) / RATE * 1000)
     gaps = np.diff(pulses) / per
     return {
         "bpm": bpm,
         "seconds": seconds,
         "pulses": len(pulses),
         "missed_ticks": int(np.sum(np.rint(gaps) - 1)),
-        "pulse_error": stats((pulses - (f0 + idx * per)) / RATE * 1000),
+        "pulse_error": stats((resid - base) / RATE * 1000),
+        "reference_wander_ms": round(wander, 2),
         "note_on_error": stats(errors),
         "stuck_notes": pairing(events),
     }

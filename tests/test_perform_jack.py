@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+import mido
 import pytest
 from conftest import REPO
 from jack_rig import MidiClock, Recorder, Transport, connect, wait_for_port
@@ -253,3 +254,24 @@ def test_without_a_display_it_says_so_and_goes_on_headless(jack_server):
     assert res.returncode == 0, res.stderr
     assert "no window:" in res.stderr and "headless" in res.stderr
     assert "pattern 1" in res.stdout + res.stderr
+
+
+def test_record_writes_what_was_played_and_the_cursor_path(jack_server, tmp_path):
+    out = tmp_path / "set.mid"
+    with Performer("perf-rec", "--bpm", "150", "--record", str(out)) as perf:
+        time.sleep(1.0)
+        perf.send("/rvae/xy", 1.0, -1.0)
+        time.sleep(1.0)
+        perf.close()
+    mid = mido.MidiFile(out)
+    msgs = [m for m in mid.tracks[0] if not m.is_meta]
+    metas = {m.type: m for m in mid.tracks[0] if m.is_meta}
+    assert metas["set_tempo"].tempo == mido.bpm2tempo(150)
+    assert (metas["time_signature"].numerator, metas["time_signature"].denominator) == (4, 4)
+    ons = [m for m in msgs if m.type == "note_on" and m.velocity > 0]
+    offs = [m for m in msgs if m.type == "note_off"]
+    assert ons and len(offs) >= len(ons)  # every note ended, plus those of the final silence
+    assert not [m for m in msgs if m.type == "clock"]
+    rows = (tmp_path / "set.cursor.csv").read_text().splitlines()
+    assert rows[0].startswith("seconds,beat,z0,z1")
+    assert rows[1].endswith("0.0000,0.0000") and rows[-1].endswith("1.0000,-1.0000")

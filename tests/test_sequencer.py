@@ -216,3 +216,11 @@ def test_clock_timeout_silences_until_pulses_return():
     assert types.count("note_on") == types.count("note_off")
     feed_pulses(player, fake, 30, period, start_kind=None)
     assert player.view.state == "playing"
+
+
+def test_waiting_for_a_late_pulse_does_not_spin():
+    p = make_pattern(groove([(0, s, 100, 0) for s in range(0, 96, 1)]))  # a hit on every pulse
+    player, rec, fake = make_player(p, MidiClockFollower())
+    feed_pulses(player, fake, 3, 0.5 / PPQN)
+    fake.t += 3 * 0.5 / PPQN  # the next pulse is late: the hit on it must wait, not busy-loop
+    assert player.service() > fake.t

@@ -1,0 +1,180 @@
+"""rvae.experiment: a tiny study writes its rows, resumes without repeating work, gives the
+same figures in worker processes as in-process, records failing settings, and refuses bad
+configs before running anything."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from rvae import experiment
+from rvae.experiment import ExperimentError, load_experiment, run_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+SIX_EIGHT = REPO / "data" / "6-8"  # 14 project-generated clips: 7 ballads, 7 bembés
+
+TINY = f"""
+data = ["{SIX_EIGHT}"]
+seeds = [0, 1]
+folds = 2
+jobs = 1
+generation = false
+
+[fixed]
+epochs = 3
+hidden = 16
+min_loops = 8
+
+[grid]
+steps_per_quarter = [2, 4]
+"""
+
+
+def write_config(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
+    cfg = load_experiment(write_config(tmp_path, TINY))
+    assert cfg.output == tmp_path / "study_results"
+    first = run_experiment(cfg)
+    assert first.ran == 8 and first.skipped == 0  # 2 settings x 2 seeds x 2 folds
+    rows = read_csv(cfg.output / "results.csv")
+    assert len(rows) == 8
+    assert {r["status"] for r in rows} == {"ok"}
+    assert len({r["id"] for r in rows}) == 8
+    assert sorted((r["steps_per_quarter"], r["seed"], r["fold"]) for r in rows) == sorted(
+        (s, seed, fold) for s in ("2", "4") for seed in ("0", "1") for fold in ("0", "1")
+    )
+    for r in rows:  # files are split, never loops: 14 files, 7 a side
+        assert int(r["train_files"]) + int(r["heldout_files"]) == 14
+        assert 0 <= float(r["heldout_onset_f1"]) <= 1
+    assert json.loads((cfg.output / "results.json").read_text())[0]["id"] == first.rows[0]["id"]
+    summary = (cfg.output / "summary.md").read_text()
+    assert "| steps_per_quarter | runs | heldout_onset_f1" in summary
+    assert "| 2 | 4 |" in summary and "| 4 | 4 |" in summary
+    assert (cfg.output / "plot_steps_per_quarter.png").stat().st_size > 1000
+
+    # Run again: everything is done, nothing may train.
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was repeated")
+
+    monkeypatch.setattr(experiment, "run_one", no_training)
+    again = run_experiment(load_experiment(cfg.source))
+    assert again.ran == 0 and again.skipped == 8
+    assert [r["finished_at"] for r in again.rows] == [r["finished_at"] for r in first.rows]
+    monkeypatch.undo()
+
+    # An interruption that lost the last three rows: only those three are run again.
+    kept = json.loads((cfg.output / "results.json").read_text())[:5]
+    (cfg.output / "results.json").write_text(json.dumps(kept))
+    ran: list[str] = []
+    real = experiment.run_one
+    monkeypatch.setattr(experiment, "run_one", lambda run, *a: ran.append(run.id) or real(run, *a))
+    resumed = run_experiment(load_experiment(cfg.source))
+    assert resumed.ran == 3 and resumed.skipped == 5
+    assert ran == [r["id"] for r in first.rows[5:]]
+    assert len(read_csv(cfg.output / "results.csv")) == 8
+    assert [r["finished_at"] for r in resumed.rows[:5]] == [r["finished_at"] for r in first.rows[:5]]
+
+
+def test_same_seed_same_figures_in_workers_and_in_process(tmp_path):
+    text = TINY.replace("seeds = [0, 1]", "seeds = [3]").replace("steps_per_quarter = [2, 4]", "bars = [1]")
+    pooled = load_experiment(write_config(tmp_path, text, "a.toml"), jobs=2)  # spawned workers
+    inproc = load_experiment(write_config(tmp_path, text, "b.toml"), jobs=1)
+    a, b = run_experiment(pooled), run_experiment(inproc)
+    assert a.ran == b.ran == 2
+    figures = [k for k in a.rows[0] if k.startswith(("heldout_", "train_"))]
+    assert "heldout_onset_f1" in figures
+    assert [[r[k] for k in figures] for r in a.rows] == [[r[k] for k in figures] for r in b.rows]
+
+
+def test_a_failing_setting_is_recorded_and_the_others_finish(tmp_path):
+    text = TINY.replace("seeds = [0, 1]", "seeds = [0]").replace(
+        "steps_per_quarter = [2, 4]", "min_onsets = [1, 10000]"
+    )
+    result = run_experiment(load_experiment(write_config(tmp_path, text)))
+    rows = read_csv(result.output / "results.csv")
+    assert [(r["min_onsets"], r["status"]) for r in rows] == [("1", "ok")] * 2 + [("10000", "failed")] * 2
+    assert all("no training loops" in r["error"] for r in rows if r["status"] == "failed")
+    assert "## failed runs" in (result.output / "summary.md").read_text()
+    # Failed runs are finished runs: a second call does not repeat them.
+    assert run_experiment(load_experiment(result.output.parent / "study.toml")).ran == 0
+
+
+def test_generation_figures_are_recorded_as_missing_without_judge(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "_judge_available", lambda: "missing (rvae.judge does not import: test)")
+    text = TINY.replace("generation = false", "generation = true").replace("seeds = [0, 1]", "seeds = [0]")
+    text = text.replace("steps_per_quarter = [2, 4]", "steps_per_quarter = [2]")
+    result = run_experiment(load_experiment(write_config(tmp_path, text)))
+    assert {r["generation"] for r in result.rows} == {"missing (rvae.judge does not import: test)"}
+    assert "Generation figures: missing" in (result.output / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (("jobs = 1", "jobs = 1\nepochs = 3"), "epochs: unknown key"),
+        (("hidden = 16", "hiden = 16"), "fixed.hiden: unknown setting"),
+        (("epochs = 3", 'epochs = "3"'), "fixed.epochs: '3' is not an integer"),
+        (("epochs = 3", "epochs = true"), "fixed.epochs: True is not an integer"),
+        (("steps_per_quarter = [2, 4]", "steps_per_quarter = [2, 4.5]"), "grid.steps_per_quarter: 4.5 is not"),
+        (("steps_per_quarter = [2, 4]", "steps_per_quarter = 4"), "grid.steps_per_quarter: a grid setting is a list"),
+        (("steps_per_quarter = [2, 4]", "steps_per_quarter = []"), "grid.steps_per_quarter: empty list"),
+        (("steps_per_quarter = [2, 4]", ""), "grid: empty"),
+        (("steps_per_quarter = [2, 4]", "steps_per_quarter = [0, 4]"), "grid.steps_per_quarter: 0 must be at least 1"),
+        (("steps_per_quarter = [2, 4]", 'time_signature = ["6/8", "6/7"]'), "grid.time_signature: time signature"),
+        (("steps_per_quarter = [2, 4]", 'kit = ["nokit.toml"]'), "grid.kit: kit"),
+        (("hidden = 16", "seed = 1"), "fixed.seed: give seeds"),
+        (("seeds = [0, 1]", "seeds = []"), "seeds: a non-empty list"),
+        (("folds = 2", "folds = 1"), "folds: 1 is not an integer of at least 2"),
+        (("folds = 2", "folds = 2\nholdout = 0.2"), "folds, holdout: give one"),
+        ((f'data = ["{SIX_EIGHT}"]', 'data = ["no/such/folder"]'), "data: no/such/folder"),
+    ],
+)
+def test_bad_configs_name_the_key_and_run_nothing(tmp_path, change, named):
+    old, new = change
+    assert old in TINY
+    path = write_config(tmp_path, TINY.replace(old, new))
+    with pytest.raises(ExperimentError) as err:
+        load_experiment(path)
+    assert named in str(err.value)
+    assert not (tmp_path / "study_results").exists()
+
+
+def test_a_missing_config_file_is_an_experiment_error(tmp_path):
+    with pytest.raises(ExperimentError, match="does not exist"):
+        load_experiment(tmp_path / "nothing.toml")
+
+
+def test_generation_figures_come_from_judge_when_it_imports(tmp_path, monkeypatch):
+    # A stand-in rvae.judge: the runner must not depend on the real one being ready.
+    fake = types.ModuleType("rvae.judge")
+    fake.judge = lambda ckpt, loops, seed=0: {
+        "seed": seed,
+        "prior": {"summary": {"oa_mean": 0.5 + seed, "kl_mean": 0.1}, "descriptors": {"density": {"oa": 0.4}}},
+        "novelty": {"map": 0.25},
+    }
+    monkeypatch.setitem(sys.modules, "rvae.judge", fake)
+    text = TINY.replace("generation = false", "generation = true").replace("seeds = [0, 1]", "seeds = [1]")
+    text = text.replace("steps_per_quarter = [2, 4]", "steps_per_quarter = [2]")
+    result = run_experiment(load_experiment(write_config(tmp_path, text)))
+    row = read_csv(result.output / "results.csv")[0]
+    assert row["generation"] == "ok"
+    assert float(row["gen_prior_summary_oa_mean"]) == 1.5 and float(row["gen_novelty_map"]) == 0.25
+    assert "gen_prior_descriptors_density_oa" not in row  # details stay in the per-run report
+    report = json.loads((result.output / "generation" / f"{row['id']}.json").read_text())
+    assert report["prior"]["descriptors"]["density"]["oa"] == 0.4
+    assert "## generation: steps_per_quarter" in (result.output / "summary.md").read_text()
