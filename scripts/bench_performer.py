@@ -166,6 +166,14 @@ def internal(bpm: float, seconds: float, move: bool = False) -> dict:
             n_pulse += 1
         elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and n_pulse >= 0:
             errors.append((f - (base[n_pulse] + n_pulse * per)) / RATE * 1000)
+    # Also against references that JACK's wandering frame clock cannot move: each note
+    # against the pulse sent with it (what a synced device hears), and pulse-to-pulse jitter.
+    own, n_pulse, last = [], -1, None
+    for f, b in events:
+        if b == [0xF8]:
+            n_pulse, last = n_pulse + 1, f
+        elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and last is not None:
+            own.append((f - last) / RATE * 1000)
     gaps = np.diff(pulses) / per
     return {
         "bpm": bpm,
@@ -175,6 +183,8 @@ def internal(bpm: float, seconds: float, move: bool = False) -> dict:
         "pulse_error": stats((resid - base) / RATE * 1000),
         "reference_wander_ms": round(wander, 2),
         "note_on_error": stats(errors),
+        "note_on_vs_own_pulse": stats(own),
+        "pulse_interval_jitter": stats(np.abs(np.diff(pulses) - per) / RATE * 1000),
         "stuck_notes": pairing(events),
     }
 
