@@ -95,13 +95,16 @@ def bar_beat(view: PlayerView, pattern: Pattern | None) -> str:
     return f"{int(view.beat // qpb) + 1}:{int(view.beat % qpb) + 1}"
 
 
-def perform(cfg: PerformConfig, say=print) -> int:
-    """Run until Ctrl-C, SIGTERM, the window closing or ``cfg.seconds``. Returns an exit status."""
+def perform(cfg: PerformConfig, say=print, show=print) -> int:
+    """Run until Ctrl-C, SIGTERM, the window closing or ``cfg.seconds``. Returns an exit status.
+    ``say`` gets notices (stderr in the CLI), ``show`` the headless status and patterns (stdout)."""
     from performer import control, ports
 
     cfg.check()
     ckpt = load_checkpoint(cfg.checkpoint)
     names = ckpt.kit.names
+    if any(not 1 <= m <= len(names) for m in cfg.mute):
+        raise ValueError(f"--mute {','.join(map(str, cfg.mute))}: this model's instruments are 1 to {len(names)}")
     controls = Controls(
         ControlState(
             z=tuple(cfg.z),
@@ -213,7 +216,7 @@ def perform(cfg: PerformConfig, say=print) -> int:
                 cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
 
         if headless:
-            _print_headless(player, controls, names, stop, follow_cursor, say)
+            _print_headless(player, controls, names, stop, follow_cursor, show)
         else:
             from performer.ui import run_window
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import sys
 import types
@@ -105,7 +106,11 @@ def cmd_train(args) -> int:
 
 
 def _z_arg(args, ckpt) -> np.ndarray:
+    d = ckpt.model.config.latent_dim
     if args.z is not None:
+        if not min(2, d) <= len(args.z) <= d:
+            want = f"{d}" if d <= 2 else f"2 to {d}"
+            raise ValueError(f"--z takes {want} numbers for this model (its z has {d} dimensions)")
         return np.array(args.z, np.float32)
     return np.random.default_rng(args.seed).standard_normal(ckpt.model.config.latent_dim).astype(np.float32)
 
@@ -115,7 +120,13 @@ def cmd_generate(args) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
-    if args.grid:
+    if args.bpm <= 0:
+        raise ValueError(f"--bpm {args.bpm:g}: the tempo must be above 0")
+    if args.grid is not None:
+        if args.grid < 1:
+            raise ValueError(f"--grid {args.grid}: give the number of clips per side, 1 or more")
+        if out.is_file():
+            raise ValueError(f"--grid writes a folder of clips, but -o {out} is a file")
         pts = grid_points(args.grid, args.extent or MAP_EXTENT).reshape(-1, 2)
         for x, y in pts:
             name = out / f"x{x:+.2f}_y{y:+.2f}.mid"
@@ -265,7 +276,7 @@ def cmd_perform(args) -> int:
     values["mute"] = _mutes(args.mute)
     if args.record:
         _may_write(Path(args.record), args.force)
-    return perform(PerformConfig(**values), say=_say)
+    return perform(PerformConfig(**values), say=_say, show=print)
 
 
 def _mutes(text: str) -> list[int]:
@@ -336,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed for a random z")
     g.add_argument("-o", "--output", required=True, help="MIDI file; with --grid, a folder")
     g.add_argument("--loops", type=int, default=1, help="repeat the loop this many times")
-    g.add_argument("--grid", type=int, default=0, metavar="N", help="write an NxN set of clips across the space")
+    g.add_argument("--grid", type=int, default=None, metavar="N", help="write an NxN set of clips across the space")
     g.add_argument("--extent", type=float, default=None, help="--grid spans [-E, E]^2 (default 3)")
     writing(g)
 
@@ -453,6 +464,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format=f"rvae {args.command}: %(message)s", level=logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError, OSError) as e:

@@ -108,7 +108,13 @@ def train(
     epochs = cfg.epochs or max(1, math.ceil(auto_updates(len(ds.loops)) / per_epoch))
     total = epochs * per_epoch
     warmup = max(1, int(cfg.kl_warmup * total))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    # One cycle: warm up over a tenth of the steps, then anneal. Its warm-up needs two steps
+    # at least (a one-step phase divides by zero inside torch); runs under 4 steps keep lr.
+    sched = None
+    if total >= 4:
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total, pct_start=max(0.1, 2 / total)
+        )
 
     best, best_state, best_epoch, history = math.inf, None, 0, []
     step, t0, stopped = 0, time.perf_counter(), "finished"
@@ -126,7 +132,8 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()
                 opt.step()
-                sched.step()
+                if sched is not None:
+                    sched.step()
                 step += 1
                 for k in sums:
                     sums[k] += float(parts[k].detach()) * len(xb) / n

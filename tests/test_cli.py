@@ -243,3 +243,14 @@ def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
     for part in ("prior", "map", "baseline_nearest", "baseline_random"):
         assert 0.0 <= gen[part]["summary"]["oa_mean"] <= 1.0
     assert {"smoothness", "coverage", "novelty"} <= set(gen)
+
+
+def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path, capsys):
+    # 32 loops x2 in batches of 64 = 1 update an epoch: 10 epochs once broke the lr schedule
+    out = tmp_path / "ten.pt"
+    assert main(["train", str(DATA_6_8), "--epochs", "10", "--quiet", "-o", str(out)]) == 0
+    assert out.exists()
+    for bad, word in ((["--z", "0.5"], "--z"), (["--grid", "0"], "--grid"), (["--bpm", "-5"], "--bpm")):
+        assert main(["generate", str(model_6_8), *bad, "-o", str(tmp_path / "g.mid")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0]

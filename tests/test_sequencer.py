@@ -220,7 +220,7 @@ def test_clock_timeout_silences_until_pulses_return():
 
 def test_waiting_for_a_late_pulse_does_not_spin():
     p = make_pattern(groove([(0, s, 100, 0) for s in range(0, 96, 1)]))  # a hit on every pulse
-    player, rec, fake = make_player(p, MidiClockFollower())
+    player, _rec, fake = make_player(p, MidiClockFollower())
     feed_pulses(player, fake, 3, 0.5 / PPQN)
     fake.t += 3 * 0.5 / PPQN  # the next pulse is late: the hit on it must wait, not busy-loop
     assert player.service() > fake.t
