@@ -250,6 +250,7 @@ def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path,
     out = tmp_path / "ten.pt"
     assert main(["train", str(DATA_6_8), "--epochs", "10", "--quiet", "-o", str(out)]) == 0
     assert out.exists()
+    capsys.readouterr()
     for bad, word in ((["--z", "0.5"], "--z"), (["--grid", "0"], "--grid"), (["--bpm", "-5"], "--bpm")):
         assert main(["generate", str(model_6_8), *bad, "-o", str(tmp_path / "g.mid")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
