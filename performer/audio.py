@@ -255,7 +255,7 @@ def open_audio(kit: Kit, sample_rate: int = 44100, buffer: int = 256) -> tuple[A
     try:
         # allowedchanges=0: SDL converts to the device's format, so the sounds made here match
         pygame.mixer.init(sample_rate, -16, 2, buffer, allowedchanges=0)
-    except (pygame.error, NotImplementedError) as e:  # NotImplementedError: pygame built without mixer
+    except (pygame.error, RuntimeError) as e:  # RuntimeError covers pygame built without its mixer
         return None, f"audio preview off: {str(e).strip() or type(e).__name__}"
     try:
         freq, _, channels = pygame.mixer.get_init()
