@@ -3,10 +3,7 @@ together, and takes them down again in order. Behaviour lives in the modules it 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import os
 import signal
 import sys
 import threading
@@ -17,7 +14,7 @@ from pathlib import Path
 from performer.clock import InternalClock, MidiClockFollower, Player
 from performer.control import Controls, ControlState
 from performer.decoder import DecodeWorker
-from performer.sequencer import SWAP_MODES, Mailbox, Pattern, PlayerView, Sequencer
+from performer.sequencer import SWAP_MODES, Mailbox, Sequencer
 from rvae.checkpoint import load_checkpoint
 
 __all__ = ["DEFAULT_CHECKPOINT", "PerformConfig", "perform"]
@@ -72,29 +69,6 @@ class PerformConfig:
             raise ValueError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
 
 
-def pattern_text(p: Pattern | None, names: list[str]) -> str:
-    """The pattern as text, one row per instrument, one column per 16th (x = a hit in it)."""
-    if p is None:
-        return "(no pattern yet)"
-    g = p.grid
-    per = max(1, g.steps_per_quarter // 4)
-    cols = math.ceil(g.steps / per)
-    rows = []
-    for i, name in enumerate(names):
-        hit = set((p.steps[p.instruments == i] // per).tolist())
-        if hit:
-            beats = "".join(("x" if c in hit else ".") + (" " if (c + 1) % 4 == 0 else "") for c in range(cols))
-            rows.append(f"  {name:>11s} {beats}")
-    return "\n".join(rows) or "  (silence)"
-
-
-def bar_beat(view: PlayerView, pattern: Pattern | None) -> str:
-    if pattern is None:
-        return "-:-"
-    qpb = float(pattern.grid.quarters_per_bar)
-    return f"{int(view.beat // qpb) + 1}:{int(view.beat % qpb) + 1}"
-
-
 def perform(cfg: PerformConfig, say=print, show=print) -> int:
     """Run until Ctrl-C, SIGTERM, the window closing or ``cfg.seconds``. Returns an exit status.
     ``say`` gets notices (stderr in the CLI), ``show`` the headless status and patterns (stdout)."""
@@ -122,7 +96,7 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
     if not headless:
         from performer.ui import open_display
 
-        with quiet_stderr():
+        with ports.quiet_stderr():
             why = open_display()
         if why:
             say(f"no window: {why}; going on headless (Ctrl-C stops)")
@@ -132,7 +106,12 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
     old_interval = sys.getswitchinterval()
     old_term = signal.getsignal(signal.SIGTERM)
     try:
-        out = _open_output(cfg, say)
+        if cfg.midi_api:  # an API the user named must open
+            out = ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
+        else:
+            out, why = ports.open_output_any(cfg.midi_out, channel=cfg.channel - 1)
+            if out is None:
+                say(f"{why}; playing without one")
         outputs: list = []
         port_text = "out: none"
         if out is not None:
@@ -142,7 +121,7 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
         if cfg.audio:
             from performer.audio import open_audio
 
-            with quiet_stderr():
+            with ports.quiet_stderr():
                 preview, note = open_audio(ckpt.kit)
             say(note)
             if preview is not None:
@@ -216,7 +195,9 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
                 cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
 
         if headless:
-            _print_headless(player, controls, names, stop, follow_cursor, show)
+            from performer.ui import run_console
+
+            run_console(lambda: player.view, names, stop, follow_cursor, show)
         else:
             from performer.ui import run_window
 
@@ -236,68 +217,3 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
         if cfg.record and "recording" in locals() and recording is not None:
             midi, side = recording.save()
             say(f"recorded {midi} and {side}")
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence what C libraries (ALSA, libjack, SDL) print while we probe for devices: their
-    failures are reported once, in our own words."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _open_output(cfg: PerformConfig, say):
-    """The MIDI out port. An API the user named must open; with none named, rtmidi's
-    default and then JACK are tried, and without either the performer still plays (to the
-    audio preview and the console), saying why there is no port."""
-    from performer import ports
-
-    if cfg.midi_api:
-        return ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
-    reasons = []
-    for api in (None, "jack"):
-        saved = os.environ.get("JACK_NO_START_SERVER")
-        os.environ["JACK_NO_START_SERVER"] = "1"  # trying JACK must not launch a server of its own
-        try:
-            with quiet_stderr():
-                return ports.open_output(cfg.midi_out, api, channel=cfg.channel - 1)
-        except Exception as e:  # rtmidi raises its own error types for a missing backend
-            reasons.append(
-                f"{api or 'default'}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
-            )
-        finally:
-            if saved is None:
-                os.environ.pop("JACK_NO_START_SERVER", None)
-            else:
-                os.environ["JACK_NO_START_SERVER"] = saved
-    say(f"no MIDI out port could open ({'; '.join(reasons)}); playing without one")
-    return None
-
-
-def _print_headless(player: Player, controls: Controls, names: list[str], stop: threading.Event, on_tick, say) -> None:
-    """Bar:beat as it moves and the pattern when it changes, until stopped."""
-    last_serial, last_pos = None, None
-    tty = os.isatty(1)
-    while not stop.wait(0.05):
-        on_tick()
-        view = player.view
-        p = view.pattern
-        if p is not None and p.serial != last_serial:
-            last_serial = p.serial
-            z = ", ".join(f"{v:+.2f}" for v in p.z)
-            say(f"\npattern {p.serial} at z = ({z}), {len(p.steps)} hits:\n{pattern_text(p, names)}")
-        pos = f"{bar_beat(view, p)}  {view.state}  {view.bpm:.1f} BPM  late {view.late_events}"
-        if pos != last_pos:
-            last_pos = pos
-            if tty:
-                sys.stdout.write("\r" + pos + "   ")
-                sys.stdout.flush()
-            elif pos.split()[0].endswith(":1"):
-                say(pos)  # in a log: one line a bar

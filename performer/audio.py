@@ -68,7 +68,7 @@ def _finish(x: np.ndarray, sr: int, peak: float, fade: float = 0.02) -> np.ndarr
     x = x - x.mean()  # a DC offset would thump at the start and end
     x = x * (peak / max(1e-9, float(np.max(np.abs(x)))))
     n = min(len(x), int(fade * sr))
-    x[len(x) - n:] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, n)))
+    x[len(x) - n :] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, n)))
     return np.clip(x, -1, 1).astype(np.float32)
 
 

@@ -258,8 +258,15 @@ class OscServer:
 
     WAKE_INTERVAL = 0.5  # the idle loop's fallback wake-up: stop's worst case if its wake-up datagram is lost
 
-    def __init__(self, controls: Controls, host: str = "127.0.0.1", port: int = 12000, extent: float = 3.0,
-                 *, instruments: int | None = None) -> None:
+    def __init__(
+        self,
+        controls: Controls,
+        host: str = "127.0.0.1",
+        port: int = 12000,
+        extent: float = 3.0,
+        *,
+        instruments: int | None = None,
+    ) -> None:
         if not (isinstance(port, int) and 0 <= port <= 65535):
             raise ValueError(f"OSC port must be 0..65535, not {port!r}")
         self.controls, self.host, self.extent = controls, host, _check_extent(extent)
@@ -310,16 +317,16 @@ class OscServer:
                 server = _UDPServer((self.host, self._requested_port), self.dispatcher)
             except OSError as e:
                 # one sentence the app can print as is; errno kept for callers that branch on it
-                err = OSError(f"cannot listen for OSC on {self.host}:{self._requested_port}: "
-                              f"{e.strerror or e}")
+                err = OSError(f"cannot listen for OSC on {self.host}:{self._requested_port}: {e.strerror or e}")
                 err.errno = e.errno
                 raise err from e
             server.once = self._once
             server.timeout = self.WAKE_INTERVAL
             self._server = server
             self._stopping = threading.Event()  # a fresh one per run: start after stop works
-            self._thread = threading.Thread(target=self._serve, args=(server, self._stopping), name="osc-server",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._serve, args=(server, self._stopping), name="osc-server", daemon=True
+            )
             self._thread.start()
             logger.debug("OSC: listening on %s:%d", self.host, self.port)
             return self
@@ -360,8 +367,14 @@ class OscServer:
             try:
                 handler(*args)
             except Exception as e:  # never raise in the server thread: one bad sender, one log line
-                self._once.warn(address, "OSC: ignoring %s %s: %s (further problems with %s are not logged)",
-                                address, list(args), e, address)
+                self._once.warn(
+                    address,
+                    "OSC: ignoring %s %s: %s (further problems with %s are not logged)",
+                    address,
+                    list(args),
+                    e,
+                    address,
+                )
 
         return on_message
 
@@ -471,8 +484,7 @@ def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, in
     try:
         port = int(port_text)
     except ValueError:
-        raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be a number, e.g. "
-                         f"127.0.0.1:6448") from None
+        raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be a number, e.g. 127.0.0.1:6448") from None
     if not 1 <= port <= 65535:
         raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be 1..65535")
     return host or default_host, port
@@ -509,9 +521,13 @@ class OscCursorOut:
             y = _clamp((zy / e + 1.0) / 2.0, 0.0, 1.0)
             self._client.send_message(self.ADDRESS, [x, y])
         except OSError as e:  # full buffer (non-blocking socket), network down, closed socket
-            self._once.warn(("send", type(e).__name__, e.errno),
-                            "OSC out: cannot send to %s:%d: %s (further failures like this are not logged)",
-                            self.host, self.port, e)
+            self._once.warn(
+                ("send", type(e).__name__, e.errno),
+                "OSC out: cannot send to %s:%d: %s (further failures like this are not logged)",
+                self.host,
+                self.port,
+                e,
+            )
         except Exception as e:  # a malformed z: the show goes on
             self._once.warn(("error", type(e).__name__), "OSC out: cannot send cursor %r: %s", z, e)
 

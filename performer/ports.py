@@ -36,10 +36,13 @@ registers a port-less watch client whose shutdown callback marks the port lost f
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import re
+import sys
 import threading
 import time
 import weakref
@@ -49,8 +52,16 @@ from collections.abc import Callable
 import mido
 import rtmidi
 
-__all__ = ["API_NAMES", "InputCallback", "InputPort", "OutputPort", "backend", "list_ports", "open_input",
-           "open_output"]
+__all__ = [
+    "API_NAMES",
+    "InputCallback",
+    "InputPort",
+    "OutputPort",
+    "backend",
+    "list_ports",
+    "open_input",
+    "open_output",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +87,11 @@ def backend(api: str | None) -> mido.Backend:
     key = api.lower()
     available = _available()
     if key not in available:
-        what = f"unknown MIDI API {api!r}" if key not in API_NAMES else \
-            f"MIDI API {api!r} is not compiled into python-rtmidi here"
+        what = (
+            f"unknown MIDI API {api!r}"
+            if key not in API_NAMES
+            else f"MIDI API {api!r} is not compiled into python-rtmidi here"
+        )
         raise ValueError(f"{what}; available: {', '.join(available) or 'none'}.")
     return mido.Backend(f"mido.backends.rtmidi/{API_NAMES[key]}")
 
@@ -437,3 +451,43 @@ def open_input(name: str, api: str | None, callback: InputCallback) -> InputPort
         raise
     logger.info("MIDI in: %s %r (%s)", "virtual port" if inp.virtual else "connected to", inp.name, inp.api)
     return inp
+
+
+# --- whichever opens -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence what C libraries (ALSA, libjack, SDL) print while we probe for devices: their
+    failures are reported once, in our own words."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def open_output_any(name: str = "rvae", channel: int = 9) -> tuple[OutputPort | None, str]:
+    """An output on whichever API opens: rtmidi's default, then JACK. Returns the port, or
+    None and one sentence saying why none could open (so a performer can play on without)."""
+    reasons = []
+    for api in (None, "jack"):
+        saved = os.environ.get("JACK_NO_START_SERVER")
+        os.environ["JACK_NO_START_SERVER"] = "1"  # trying JACK must not launch a server of its own
+        try:
+            with quiet_stderr():
+                return open_output(name, api, channel=channel), ""
+        except Exception as e:  # rtmidi raises its own error types for a missing backend
+            reasons.append(
+                f"{api or 'default'}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+            )
+        finally:
+            if saved is None:
+                os.environ.pop("JACK_NO_START_SERVER", None)
+            else:
+                os.environ["JACK_NO_START_SERVER"] = saved
+    return None, f"no MIDI out port could open ({'; '.join(reasons)})"

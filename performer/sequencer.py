@@ -23,7 +23,7 @@ import numpy as np
 from rvae.grid import Grid
 from rvae.groove import Groove
 
-__all__ = ["SWAP_MODES", "Event", "Mailbox", "Pattern", "PlayerView", "Sequencer", "make_pattern"]
+__all__ = ["SWAP_MODES", "Event", "Mailbox", "Pattern", "PlayerView", "Sequencer", "bar_beat", "make_pattern"]
 
 SWAP_MODES = ("tick", "beat", "bar")
 
@@ -189,3 +189,13 @@ class PlayerView:
     pattern: Pattern | None = None  # the pattern playing now
     late_events: int = 0  # events sent after their deadline, counted
     missed_ticks: int = 0
+
+
+def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
+    """Playhead in beats -> (bar, unit in the bar), both 1-based; the unit is the time
+    signature's (quarters in 4/4, eighths in 6/8 and 7/8)."""
+    qpb = float(grid.quarters_per_bar)
+    unit = 4 / grid.time_signature[1]
+    bar = math.floor(beat / qpb + 1e-9)
+    in_bar = max(0.0, beat - bar * qpb)
+    return bar + 1, min(grid.time_signature[0], math.floor(in_bar / unit + 1e-9) + 1)

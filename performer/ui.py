@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -35,15 +36,28 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before the import, w
 import pygame
 
 from performer.control import Controls, ControlState
-from performer.sequencer import SWAP_MODES, Pattern, PlayerView
+from performer.sequencer import SWAP_MODES, Pattern, PlayerView, bar_beat
 from rvae.checkpoint import Checkpoint
 from rvae.generate import MAP_EXTENT, instrument_colours, latent_map, map_image
 from rvae.grid import Grid
 from rvae.midi_io import write_atomic
 
 __all__ = [
-    "CURSOR_COLOUR", "Layout", "Renderer", "Window", "bar_beat", "grid_lines", "hit_point", "layout",
-    "make_map_surface", "open_display", "pixel_to_z", "render", "run_window", "screenshot", "z_to_pixel",
+    "CURSOR_COLOUR",
+    "Layout",
+    "Renderer",
+    "Window",
+    "bar_beat",
+    "grid_lines",
+    "hit_point",
+    "layout",
+    "make_map_surface",
+    "open_display",
+    "pixel_to_z",
+    "render",
+    "run_window",
+    "screenshot",
+    "z_to_pixel",
 ]
 
 MAP_CELLS = 30  # cells per side of the latent map, as `rvae map`
@@ -90,6 +104,7 @@ HELP = (  # (keys, what they do), drawn as two columns
 
 
 # --- geometry ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -204,20 +219,12 @@ def grid_lines(grid: Grid) -> list[tuple[float, int, int]]:
     return out
 
 
-def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
-    """Playhead in beats -> (bar, unit in the bar), both 1-based; the unit is the time
-    signature's (quarters in 4/4, eighths in 6/8 and 7/8)."""
-    qpb = float(grid.quarters_per_bar)
-    unit = 4 / grid.time_signature[1]
-    bar = math.floor(beat / qpb + 1e-9)
-    in_bar = max(0.0, beat - bar * qpb)
-    return bar + 1, min(grid.time_signature[0], math.floor(in_bar / unit + 1e-9) + 1)
-
-
 # --- drawing ----------------------------------------------------------------------------------
 
-def make_map_surface(ckpt: Checkpoint, threshold: float = 0.5, probs: np.ndarray | None = None,
-                     cells: int = MAP_CELLS) -> pygame.Surface:
+
+def make_map_surface(
+    ckpt: Checkpoint, threshold: float = 0.5, probs: np.ndarray | None = None, cells: int = MAP_CELLS
+) -> pygame.Surface:
     """The picture `rvae map` draws, as a surface. ``probs``: a ``latent_map`` already
     decoded (it does not depend on the threshold, so the window decodes the plane once)."""
     if probs is None:
@@ -285,8 +292,15 @@ class Renderer:
     def _draw_pattern(self, surface, rect, state, view) -> None:
         p = view.pattern
         grid = p.grid if p is not None else self.ckpt.grid
-        key = (id(p), p.serial if p else -1, state.mutes, state.microtiming, state.velocity, state.fixed_velocity,
-               rect.size)
+        key = (
+            id(p),
+            p.serial if p else -1,
+            state.mutes,
+            state.microtiming,
+            state.velocity,
+            state.fixed_velocity,
+            rect.size,
+        )
         if key != self._pattern_key or self._pattern_layer is None:
             layer = pygame.Surface(rect.size)
             self._paint_pattern(layer, p, grid, state)
@@ -337,8 +351,11 @@ class Renderer:
         muted instruments from the decoded groove, as they would play if unmuted."""
         if p is None:
             return []
-        out = [(int(i), float(s + o), int(v)) for i, s, o, v in zip(p.instruments, p.steps, p.offsets, p.velocities,
-                                                                    strict=True) if int(i) not in state.mutes]
+        out = [
+            (int(i), float(s + o), int(v))
+            for i, s, o, v in zip(p.instruments, p.steps, p.offsets, p.velocities, strict=True)
+            if int(i) not in state.mutes
+        ]
         g = p.groove
         if g is not None and state.mutes:
             fixed = state.fixed_velocity if state.velocity == "fixed" else None
@@ -371,9 +388,15 @@ class Renderer:
             playing.append(f"late events {view.late_events}, missed ticks {view.missed_ticks}")
         mutes = ", ".join(f"{i + 1} {self.names[i]}" for i in sorted(state.mutes) if i < len(self.names)) or "none"
         vel = f"fixed {state.fixed_velocity}" if state.velocity == "fixed" else state.velocity
-        controls = [f"threshold {state.threshold:.2f}", f"swap {state.swap}", f"mutes {mutes}",
-                    f"microtiming {round(state.microtiming * 100)}%", f"velocity {vel}", f"noise {state.noise:.2f}",
-                    f"z ({state.z[0]:+.2f}, {state.z[1]:+.2f})"]
+        controls = [
+            f"threshold {state.threshold:.2f}",
+            f"swap {state.swap}",
+            f"mutes {mutes}",
+            f"microtiming {round(state.microtiming * 100)}%",
+            f"velocity {vel}",
+            f"noise {state.noise:.2f}",
+            f"z ({state.z[0]:+.2f}, {state.z[1]:+.2f})",
+        ]
         if not state.running and view.state == "playing":
             controls.append("stopping")
         x, y = rect.left, rect.top
@@ -386,14 +409,17 @@ class Renderer:
                 x += text.get_width() + 22
             x, y = rect.left, y + LINE
 
-def render(surface: pygame.Surface, ckpt: Checkpoint, state: ControlState, view: PlayerView,
-           map_surface: pygame.Surface) -> None:
+
+def render(
+    surface: pygame.Surface, ckpt: Checkpoint, state: ControlState, view: PlayerView, map_surface: pygame.Surface
+) -> None:
     """Draw one frame onto ``surface`` (any size): no display, no events, no controls written."""
     Renderer(ckpt).draw(surface, state, view, map_surface)
 
 
-def screenshot(ckpt: Checkpoint, state: ControlState, view: PlayerView, path: str | Path,
-               size: tuple[int, int] = (1100, 720)) -> Path:
+def screenshot(
+    ckpt: Checkpoint, state: ControlState, view: PlayerView, path: str | Path, size: tuple[int, int] = (1100, 720)
+) -> Path:
     """Render one frame to a PNG at ``path``, offscreen (no display is opened)."""
     surface = pygame.Surface(size)
     render(surface, ckpt, state, view, make_map_surface(ckpt, state.threshold))
@@ -406,6 +432,7 @@ def screenshot(ckpt: Checkpoint, state: ControlState, view: PlayerView, path: st
 
 
 # --- the window -------------------------------------------------------------------------------
+
 
 def _cycle(values: tuple, current) -> object:
     """The value after ``current`` in ``values``, wrapping; the first if current is not there."""
@@ -424,8 +451,9 @@ class Window:
     picture up to date with the threshold, and draws. Only ``run`` opens a display: the rest
     can be driven with synthetic events onto an offscreen surface."""
 
-    def __init__(self, ckpt: Checkpoint, controls: Controls, view: Callable[[], PlayerView],
-                 map_cells: int = MAP_CELLS) -> None:
+    def __init__(
+        self, ckpt: Checkpoint, controls: Controls, view: Callable[[], PlayerView], map_cells: int = MAP_CELLS
+    ) -> None:
         self.ckpt = ckpt
         self.controls = controls
         self.view = view
@@ -476,8 +504,9 @@ class Window:
         if key in _ARROWS:
             dx, dy = _ARROWS[key]
             d = Z_COARSE if shift else Z_FINE
-            z = tuple(round(_clamp(v + dv * d, (-MAP_EXTENT, MAP_EXTENT)), 4) for v, dv in zip(s.z, (dx, dy),
-                                                                                             strict=True))
+            z = tuple(
+                round(_clamp(v + dv * d, (-MAP_EXTENT, MAP_EXTENT)), 4) for v, dv in zip(s.z, (dx, dy), strict=True)
+            )
             c.update(z=z)
         elif pygame.K_1 <= key <= pygame.K_9 or (char and char in "123456789"):
             i = key - pygame.K_1 if pygame.K_1 <= key <= pygame.K_9 else int(char) - 1
@@ -540,9 +569,14 @@ class Window:
         self.draw(surface)
         return True
 
-
-    def run(self, stop: threading.Event, fps: int = 60, size: tuple[int, int] = (1100, 720),
-            max_frames: int | None = None, on_frame: Callable[[], None] | None = None) -> list[float]:
+    def run(
+        self,
+        stop: threading.Event,
+        fps: int = 60,
+        size: tuple[int, int] = (1100, 720),
+        max_frames: int | None = None,
+        on_frame: Callable[[], None] | None = None,
+    ) -> list[float]:
         """The frame loop on a real (or dummy) display; see ``run_window``. Frame times are
         the work of a frame (events, drawing, flip, on_frame), not the wait for the next one."""
         pygame.display.init()
@@ -588,17 +622,75 @@ def open_display() -> str | None:
     driver = pygame.display.get_driver()
     if driver in ("dummy", "offscreen"):  # SDL falls back to "offscreen" when nothing else works
         pygame.display.quit()
-        why = ("SDL_VIDEODRIVER asks for it" if os.environ.get("SDL_VIDEODRIVER")
-               else "neither DISPLAY nor WAYLAND_DISPLAY is set")
+        why = (
+            "SDL_VIDEODRIVER asks for it"
+            if os.environ.get("SDL_VIDEODRIVER")
+            else "neither DISPLAY nor WAYLAND_DISPLAY is set"
+        )
         return f"no real display, only SDL's {driver} driver ({why})"
     return None
 
 
-def run_window(ckpt: Checkpoint, controls: Controls, view: Callable[[], PlayerView], stop: threading.Event,
-               fps: int = 60, size: tuple[int, int] = (1100, 720), max_frames: int | None = None,
-               on_frame: Callable[[], None] | None = None) -> list[float]:
+def run_window(
+    ckpt: Checkpoint,
+    controls: Controls,
+    view: Callable[[], PlayerView],
+    stop: threading.Event,
+    fps: int = 60,
+    size: tuple[int, int] = (1100, 720),
+    max_frames: int | None = None,
+    on_frame: Callable[[], None] | None = None,
+) -> list[float]:
     """Open the window and run it until q / close (which sets ``stop``), until ``stop`` is set
     elsewhere, or after ``max_frames`` frames. ``on_frame`` runs on the main thread after
     each frame (keep it short: it delays the next). Returns the work time of the last
     frames, in seconds (``Window.run``)."""
     return Window(ckpt, controls, view).run(stop, fps, size, max_frames, on_frame)
+
+
+# --- headless ---------------------------------------------------------------------------------
+
+
+def pattern_text(p: Pattern | None, names: list[str]) -> str:
+    """The pattern as text, one row per instrument, one column per 16th (x = a hit in it)."""
+    if p is None:
+        return "(no pattern yet)"
+    g = p.grid
+    per = max(1, g.steps_per_quarter // 4)
+    cols = math.ceil(g.steps / per)
+    rows = []
+    for i, name in enumerate(names):
+        hit = set((p.steps[p.instruments == i] // per).tolist())
+        if hit:
+            beats = "".join(("x" if c in hit else ".") + (" " if (c + 1) % 4 == 0 else "") for c in range(cols))
+            rows.append(f"  {name:>11s} {beats}")
+    return "\n".join(rows) or "  (silence)"
+
+
+def run_console(
+    view: Callable[[], PlayerView],
+    names: list[str],
+    stop: threading.Event,
+    on_tick: Callable[[], None],
+    show: Callable[[str], None] = print,
+) -> None:
+    """Headless: bar:beat as it moves and each new pattern as text, until ``stop`` is set."""
+    last_serial, last_pos = None, None
+    tty = os.isatty(1)
+    while not stop.wait(0.05):
+        on_tick()
+        v = view()
+        p = v.pattern
+        if p is not None and p.serial != last_serial:
+            last_serial = p.serial
+            z = ", ".join(f"{v:+.2f}" for v in p.z)
+            show(f"\npattern {p.serial} at z = ({z}), {len(p.steps)} hits:\n{pattern_text(p, names)}")
+        bar, unit = bar_beat(v.beat, p.grid) if p is not None else (0, 0)
+        pos = f"{bar}:{unit}  {v.state}  {v.bpm:.1f} BPM  late {v.late_events}"
+        if pos != last_pos:
+            last_pos = pos
+            if tty:
+                sys.stdout.write("\r" + pos + "   ")
+                sys.stdout.flush()
+            elif pos.split()[0].endswith(":1"):
+                show(pos)  # in a log: one line a bar

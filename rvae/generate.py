@@ -114,7 +114,8 @@ def grid_points(size: int, extent: float = MAP_EXTENT) -> np.ndarray:
 def latent_map(ckpt: Checkpoint, size: int = 30, extent: float = MAP_EXTENT) -> np.ndarray:
     """The plane decoded on a size x size grid: (size, size, 3, instruments, steps)."""
     pts = grid_points(size, extent).reshape(-1, 2)
-    return decode_probs(ckpt, pts).reshape(size, size, *decode_probs(ckpt, pts[:1]).shape[1:])
+    probs = decode_probs(ckpt, pts)  # (size * size, 3, instruments, steps)
+    return probs.reshape(size, size, *probs.shape[1:])
 
 
 def instrument_colours(n: int) -> np.ndarray:

@@ -19,9 +19,6 @@ import json
 import math
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -47,12 +44,6 @@ def stats(values_ms) -> dict:
         "p99_ms": round(float(np.percentile(a, 99)), 3),
         "max_ms": round(float(a.max()), 3),
     }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_dump(lines: list[str]) -> list[tuple[int, list[int]]]:
@@ -88,61 +79,23 @@ def pairing(events) -> int:
     return sum(sounding.values())
 
 
-class Performer:
-    def __init__(self, name: str, *args: str):
-        from jack_rig import wait_for_port
-        from pythonosc.udp_client import SimpleUDPClient
-
-        self.osc_port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "rvae",
-            "perform",
-            str(CKPT),
-            "--headless",
-            "--midi-api",
-            "jack",
-            "--midi-out",
-            name,
-            "--osc-port",
-            str(self.osc_port),
-            "--microtiming",
-            "0",
-            *args,
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        self.port = wait_for_port(f"{name}:{name}", "output", timeout=30.0)
-        self.osc = SimpleUDPClient("127.0.0.1", self.osc_port)
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.communicate(timeout=20)
-
-
 def internal(bpm: float, seconds: float, move: bool = False) -> dict:
-    from jack_rig import MidiDump, connect
+    from jack_rig import MidiDump, Performer, connect
 
     with MidiDump(f"dump-int-{int(bpm)}", absolute=True) as dump:
-        perf = Performer(f"perf-int-{int(bpm)}", "--bpm", f"{bpm:g}")
+        perf = Performer(f"perf-int-{int(bpm)}", CKPT, "--bpm", f"{bpm:g}")
         try:
             connect(perf.port, dump.port)
             time.sleep(0.3)
-            perf.osc.send_message("/rvae/stop", [])
+            perf.send("/rvae/stop")
             time.sleep(0.2)
-            perf.osc.send_message("/rvae/start", [])
+            perf.send("/rvae/start")
             end = time.monotonic() + seconds
             k = 0
             while time.monotonic() < end:
                 if move:  # circle the space, 30 moves a second
                     a = k / 30.0
-                    perf.osc.send_message("/rvae/xy", [2.0 * math.cos(a), 2.0 * math.sin(1.3 * a)])
+                    perf.send("/rvae/xy", 2.0 * math.cos(a), 2.0 * math.sin(1.3 * a))
                     k += 1
                 time.sleep(1 / 30)
         finally:
@@ -190,10 +143,10 @@ def internal(bpm: float, seconds: float, move: bool = False) -> dict:
 
 
 def external(bpm: float, seconds: float) -> dict:
-    from jack_rig import MidiClock, MidiDump, Transport, connect, wait_for_port
+    from jack_rig import MidiClock, MidiDump, Performer, Transport, connect, wait_for_port
 
     with Transport() as transport, MidiClock(bpm=bpm) as clock, MidiDump(f"dump-ext-{int(bpm)}", absolute=True) as dump:
-        perf = Performer(f"perf-ext-{int(bpm)}", "--clock", "midi", "--midi-in", f"perf-ext-{int(bpm)}-in")
+        perf = Performer(f"perf-ext-{int(bpm)}", CKPT, "--clock", "midi", "--midi-in", f"perf-ext-{int(bpm)}-in")
         try:
             inp = wait_for_port(f"perf-ext-{int(bpm)}-in:perf-ext-{int(bpm)}-in", "input", timeout=10)
             connect(clock.port, inp)

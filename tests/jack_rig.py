@@ -32,7 +32,9 @@ import glob
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -101,8 +103,9 @@ def jack_server() -> Iterator[str]:
 def _serve(name: str) -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     log = tempfile.NamedTemporaryFile("w+", prefix="jackd-", suffix=".log", delete=False)
-    proc = subprocess.Popen(["jackd", "-n", name, *JACKD_ARGS], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["jackd", "-n", name, *JACKD_ARGS], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
     try:
@@ -146,8 +149,11 @@ def jack_ports() -> dict[str, set[str]]:
 def find_port(substring: str, direction: str) -> str:
     """The one JACK MIDI port whose full name contains ``substring`` (case-insensitive)
     and has ``direction`` ("output" = a source, "input" = a destination)."""
-    hits = [n for n, flags in jack_ports().items()
-            if substring.lower() in n.lower() and direction in flags and "midi" in flags]
+    hits = [
+        n
+        for n, flags in jack_ports().items()
+        if substring.lower() in n.lower() and direction in flags and "midi" in flags
+    ]
     if len(hits) != 1:
         raise LookupError(f"{len(hits)} JACK MIDI {direction} ports match {substring!r}: {hits}")
     return hits[0]
@@ -260,8 +266,9 @@ class MidiClock:
     ``port`` is the full name of its output (``jack_midi_clock:mclk_out``; JACK renames a
     second instance ``jack_midi_clock-01``)."""
 
-    def __init__(self, bpm: float = 120.0, force_bpm: bool = True, resync_delay: float | None = None,
-                 song_position: bool = True) -> None:
+    def __init__(
+        self, bpm: float = 120.0, force_bpm: bool = True, resync_delay: float | None = None, song_position: bool = True
+    ) -> None:
         if shutil.which("jack_midi_clock") is None:
             pytest.skip("jack_midi_clock is not installed (Debian package jack-midi-clock)")
         args = ["jack_midi_clock", "-b", f"{bpm:g}"]
@@ -269,8 +276,9 @@ class MidiClock:
         args += ["-d", f"{resync_delay:g}"] if resync_delay is not None else []
         args += [] if song_position else ["-P"]
         before = set(jack_ports())
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 5.0
         while True:  # our instance's port: the mclk_out that was not there before
             new = [p for p in set(jack_ports()) - before if p.endswith(":mclk_out")]
@@ -302,8 +310,9 @@ class Transport:
     def __init__(self) -> None:
         if shutil.which("jack_transport") is None:
             pytest.skip("jack_transport is not installed (Debian package jackd2)")
-        self.proc = subprocess.Popen(["jack_transport"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            ["jack_transport"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+        )
         self.command("stop")
         self.command("locate 0")
 
@@ -379,3 +388,77 @@ class MidiDump:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --- the performer itself, as a user runs it ---------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Performer:
+    """``rvae perform CKPT --headless --midi-api jack --midi-out NAME --microtiming 0 ...`` in a
+    subprocess, with OSC on a free port; stopped with SIGTERM, as a service would be. Its
+    output goes to a file, not a pipe: a pipe nobody reads fills during a long soak and
+    blocks the performer's console thread."""
+
+    def __init__(self, name: str, ckpt: str | os.PathLike, *args: str) -> None:
+        from pythonosc.udp_client import SimpleUDPClient
+
+        self.name = name
+        self.osc_port = free_udp_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "rvae",
+            "perform",
+            str(ckpt),
+            "--headless",
+            "--midi-api",
+            "jack",
+            "--midi-out",
+            name,
+            "--osc-port",
+            str(self.osc_port),
+            "--microtiming",
+            "0",
+            *args,
+        ]
+        self._out = tempfile.TemporaryFile("w+")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            self.port = wait_for_port(f"{name}:{name}", "output", timeout=30.0)
+        except LookupError:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"no port {name}: {self.output()}") from None
+        self.client = SimpleUDPClient("127.0.0.1", self.osc_port)
+
+    def send(self, address: str, *args) -> None:
+        self.client.send_message(address, list(args))
+
+    def output(self) -> str:
+        self._out.seek(0)
+        return self._out.read()
+
+    def close(self) -> str:
+        """SIGTERM, wait, and insist on a clean exit; returns what it printed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        out = self.output()
+        assert self.proc.returncode == 0, out
+        return out
+
+    def __enter__(self) -> Performer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._out.close()

@@ -10,8 +10,6 @@ on a clock pulse, so the number of pulses seen before a note says which step it 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +17,7 @@ import time
 import mido
 import pytest
 from conftest import REPO
-from jack_rig import MidiClock, Recorder, Transport, connect, wait_for_port
-from pythonosc.udp_client import SimpleUDPClient
+from jack_rig import MidiClock, Performer, Recorder, Transport, connect, wait_for_port
 
 from performer.control import ControlState
 from performer.decoder import pattern_for
@@ -29,63 +26,6 @@ from rvae.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slow
 CKPT_44 = REPO / "checkpoints" / "groove-4-4.pt"
 CKPT_68 = REPO / "checkpoints" / "demo-6-8.pt"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Performer:
-    """``rvae perform --headless`` in a subprocess; stopped with SIGTERM, as a service would be."""
-
-    def __init__(self, name: str, *args: str, ckpt=CKPT_44):
-        self.name = name
-        self.osc = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "rvae",
-            "perform",
-            str(ckpt),
-            "--headless",
-            "--midi-api",
-            "jack",
-            "--midi-out",
-            name,
-            "--osc-port",
-            str(self.osc),
-            "--microtiming",
-            "0",
-            *args,
-        ]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        try:
-            self.port = wait_for_port(f"{name}:{name}", "output", timeout=30.0)
-        except LookupError:
-            self.proc.kill()
-            raise AssertionError(f"no port {name}: {self.proc.communicate()[0]}") from None
-        self.client = SimpleUDPClient("127.0.0.1", self.osc)
-
-    def send(self, address: str, *args) -> None:
-        self.client.send_message(address, list(args))
-
-    def close(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        out = self.proc.communicate(timeout=20)[0]
-        assert self.proc.returncode == 0, out
-        return out
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 def expected(ckpt_path, z) -> dict[int, list[int]]:
@@ -149,7 +89,7 @@ def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulse
     z = (0.3, -0.4)
     pattern, loop_steps = expected(ckpt, z)
     assert loop_steps == pulses_per_bar
-    with Recorder("rec-int") as rec, Performer("perf-int", "--bpm", "120", "--z", *map(str, z), ckpt=ckpt) as perf:
+    with Recorder("rec-int") as rec, Performer("perf-int", ckpt, "--bpm", "120", "--z", *map(str, z)) as perf:
         connect(perf.port, "rec-int:rec-int")
         time.sleep(0.3)
         perf.send("/rvae/stop")
@@ -177,7 +117,7 @@ def test_follows_jack_midi_clock_stop_silences_start_restarts(jack_server):
         Transport() as transport,
         MidiClock(bpm=120) as clock,
         Performer(
-            "perf-ext", "--clock", "midi", "--midi-in", "perf-ext-in", "--gate", "0.9", "--z", *map(str, z)
+            "perf-ext", CKPT_44, "--clock", "midi", "--midi-in", "perf-ext-in", "--gate", "0.9", "--z", *map(str, z)
         ) as perf,
     ):
         inp = wait_for_port("perf-ext-in:perf-ext-in", "input", timeout=10)
@@ -210,7 +150,7 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
     pa, loop_steps = expected(CKPT_44, a)
     pb, _ = expected(CKPT_44, b)
     assert pa != pb
-    with Recorder("rec-osc") as rec, Performer("perf-osc", "--bpm", "160", "--z", *map(str, a)) as perf:
+    with Recorder("rec-osc") as rec, Performer("perf-osc", CKPT_44, "--bpm", "160", "--z", *map(str, a)) as perf:
         connect(perf.port, "rec-osc:rec-osc")
         time.sleep(0.3)
         perf.send("/rvae/stop")
@@ -258,7 +198,7 @@ def test_without_a_display_it_says_so_and_goes_on_headless(jack_server):
 
 def test_record_writes_what_was_played_and_the_cursor_path(jack_server, tmp_path):
     out = tmp_path / "set.mid"
-    with Performer("perf-rec", "--bpm", "150", "--record", str(out)) as perf:
+    with Performer("perf-rec", CKPT_44, "--bpm", "150", "--record", str(out)) as perf:
         time.sleep(1.0)
         perf.send("/rvae/xy", 1.0, -1.0)
         time.sleep(1.0)
