@@ -116,7 +116,7 @@ def _z_arg(args, ckpt) -> np.ndarray:
 
 
 def cmd_generate(args) -> int:
-    from rvae.generate import MAP_EXTENT, decode, grid_points
+    from rvae.generate import MAP_EXTENT, decode, grid_names, grid_points
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
@@ -128,11 +128,11 @@ def cmd_generate(args) -> int:
         if out.is_file():
             raise ValueError(f"--grid writes a folder of clips, but -o {out} is a file")
         pts = grid_points(args.grid, args.extent or MAP_EXTENT).reshape(-1, 2)
-        for x, y in pts:
-            name = out / f"x{x:+.2f}_y{y:+.2f}.mid"
-            _may_write(name, args.force)
-        for (x, y), g in zip(pts, decode(ckpt, pts, args.threshold, args.bpm), strict=True):
-            write_midi([g] * args.loops, out / f"x{x:+.2f}_y{y:+.2f}.mid", args.bpm, microtiming=args.microtiming / 100)
+        names = grid_names(args.grid, args.extent or MAP_EXTENT)
+        for name in names:
+            _may_write(out / name, args.force)
+        for name, g in zip(names, decode(ckpt, pts, args.threshold, args.bpm), strict=True):
+            write_midi([g] * args.loops, out / name, args.bpm, microtiming=args.microtiming / 100)
         print(
             f"wrote {len(pts)} clips ({args.grid}x{args.grid} over [-{args.extent or MAP_EXTENT:g}, "
             f"{args.extent or MAP_EXTENT:g}]^2) to {out}/"
@@ -219,16 +219,21 @@ def cmd_eval(args) -> int:
     if not loops:
         raise NoDataError(f"no loop in {', '.join(args.data)} fits the model's {ckpt.grid.meter} grid")
     result = _clean(evaluate(ckpt, loops, args.threshold))
+    gen = None
     if args.generation:
-        from rvae.judge import flatten, judge
+        from rvae.judge import judge
 
         gen = judge(ckpt, loops, n_samples=args.samples, size=30, seed=args.seed, threshold=args.threshold)
-        result = result | ({"generation": gen} if args.json else _clean(flatten(gen)))
     if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        for k, v in result.items():
-            print(f"{k:20s} {v}")
+        print(json.dumps(result | ({"generation": gen} if gen is not None else {}), indent=1))
+        return 0
+    for k, v in result.items():
+        print(f"{k:20s} {v}")
+    if gen is not None:
+        from rvae.judge import summary_text
+
+        print(summary_text(gen))
+        print("--json prints every figure, per descriptor and per set")
     return 0
 
 
@@ -317,6 +322,7 @@ def cmd_experiment(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="say more: -v what happens, -vv debugging detail")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on folders or files of drum MIDI")
@@ -464,7 +470,10 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format=f"rvae {args.command}: %(message)s", level=logging.WARNING)
+    logging.basicConfig(
+        format=f"rvae {args.command}: %(message)s",
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+    )
     try:
         return COMMANDS[args.command](args)
     except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError, OSError) as e:

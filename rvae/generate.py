@@ -24,6 +24,7 @@ __all__ = [
     "decode_probs",
     "encode",
     "encode_files",
+    "grid_names",
     "grid_points",
     "interpolate",
     "latent_map",
@@ -109,6 +110,18 @@ def grid_points(size: int, extent: float = MAP_EXTENT) -> np.ndarray:
     axis = np.linspace(-extent, extent, size, dtype=np.float32)
     x, y = np.meshgrid(axis, axis[::-1])
     return np.stack([x, y], axis=-1)
+
+
+def grid_names(size: int, extent: float = MAP_EXTENT) -> list[str]:
+    """File names for the clips of ``grid_points(size, extent)``, in its row-major order:
+    ``r{row}_c{col}_x{x}_y{y}.mid``, row and column zero-padded so that sorting the names by
+    text sorts the clips as the grid reads (signed coordinates alone would put + before -)."""
+    width = len(str(size - 1))
+    return [
+        f"r{r:0{width}d}_c{c:0{width}d}_x{x:+.2f}_y{y:+.2f}.mid"
+        for r, row in enumerate(grid_points(size, extent))
+        for c, (x, y) in enumerate(row)
+    ]
 
 
 def latent_map(ckpt: Checkpoint, size: int = 30, extent: float = MAP_EXTENT) -> np.ndarray:

@@ -13,7 +13,8 @@
 Everything is a pure function of the checkpoint, the loops and ``seed``: the same inputs
 give the same report. The report is plain JSON: Python floats and ints, ``nan`` written as
 ``None`` (a figure that is undefined, e.g. the timing of an instrument the training set never
-plays), nested dicts; ``flatten`` turns it into one level of dotted keys for a CSV row.
+plays), nested dicts; ``flatten`` turns it into one level of dotted keys for a CSV row, and
+``summary_text`` into a dozen lines for a person.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "map_coverage",
     "map_smoothness",
     "nearest_loops",
+    "summary_text",
 ]
 
 
@@ -231,3 +233,44 @@ def judge(
     report["coverage"] = map_coverage(map_on)
     report["novelty"] = {"map": 1.0 - report["map"]["copy_share"], "prior": 1.0 - report["prior"]["copy_share"]}
     return _json(report)
+
+
+_ROWS = {  # report key -> row label in summary_text: the model's two sets, then what they mean
+    "prior": "prior samples",
+    "map": "latent map",
+    "baseline_nearest": "baseline: copy",
+    "baseline_random": "baseline: random",
+}
+
+
+def _fig(x: float | None, spec: str = ".3f") -> str:
+    return "-" if x is None else format(x, spec)  # None: the report's nan, a figure undefined here
+
+
+def summary_text(report: dict) -> str:
+    """The headline figures of a ``judge`` report as a short table, one row per compared set,
+    then the map's smoothness and coverage: what a person reads first. The report itself
+    holds every figure, per descriptor."""
+    r = report
+    lines = [
+        f"generation: {r['n_samples']} prior samples and a {r['map_size']}x{r['map_size']} map against "
+        f"{r['loops']} loops ({r['meter']}, seed {r['seed']}, threshold {r['threshold']:g})",
+        f"  {'':16s} {'OA mean':>8s} {'KL mean':>8s} {'novel':>6s} {'Hamming':>8s} {'descriptors':>11s}",
+    ]
+    for key, label in _ROWS.items():
+        s, copy = r[key]["summary"], r[key]["copy_share"]
+        novel = None if copy is None else 1.0 - copy
+        lines.append(
+            f"  {label:16s} {_fig(s['oa_mean']):>8s} {_fig(s['kl_mean']):>8s} {_fig(novel, '.0%'):>6s} "
+            f"{_fig(r[key]['nearest_hamming'], '.1f'):>8s} {s['descriptors']:>11d}"
+        )
+    sm, cov = r["smoothness"], r["coverage"]
+    lines += [
+        "  OA: overlap of each descriptor's distribution with the loops' (1 = alike); KL: lower = closer;",
+        "  novel: share that copies no loop; Hamming: mean hits changed to reach the nearest loop",
+        f"map smoothness: {_fig(sm['hamming_per_cell'], '.2f')} hits change between neighbouring cells "
+        f"({_fig(sm['hamming_per_unit'], '.2f')} per unit of z)",
+        f"map coverage: {cov['distinct']} distinct patterns in {cov['cells']} cells ({_fig(cov['share'], '.0%')}), "
+        f"{_fig(cov['empty_share'], '.0%')} silent",
+    ]
+    return "\n".join(lines)

@@ -85,16 +85,49 @@ class Kit:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "kit") -> Kit:
-        try:
-            classes = tuple(
-                DrumClass(str(c["name"]), int(c["out"]), tuple(int(n) for n in c["notes"])) for c in d["classes"]
-            )
-            name = str(d.get("name", source))
-        except (KeyError, TypeError, ValueError) as e:  # ValueError: a note like "abc"
-            raise ValueError(
-                f"{source}: each class needs 'name', 'out' and 'notes' ({e!r} is missing or wrong)"
-            ) from None
-        return cls(name, classes)  # outside the try: its own checks say what is wrong
+        """A kit from its ``to_dict`` form (a kit file's contents); ``source`` is its name when
+        the dict has none. Any key it does not know is an error: a typo like ``nots`` would
+        otherwise drop a class's notes without a word."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a kit is a table with keys {', '.join(_KIT_KEYS)}, not a {type(d).__name__}")
+        _check_keys(d, _KIT_KEYS, "the kit", required=("classes",))  # no name: the file's
+        if not isinstance(d["classes"], list):
+            raise ValueError(f"'classes' must be a list of tables with keys {', '.join(_CLASS_KEYS)}")
+        classes = []
+        for i, c in enumerate(d["classes"], 1):
+            if not isinstance(c, dict):
+                raise ValueError(f"class {i} must be a table with keys {', '.join(_CLASS_KEYS)}, not {c!r}")
+            label = f"class {c['name']!r}" if isinstance(c.get("name"), str) else f"class {i}"
+            _check_keys(c, _CLASS_KEYS, label)
+            notes = c["notes"]
+            if not isinstance(notes, list) or not all(_is_note(n) for n in notes):
+                raise ValueError(f"{label}: 'notes' must be a list of MIDI note numbers, not {notes!r}")
+            if not _is_note(c["out"]):
+                raise ValueError(f"{label}: 'out' must be a MIDI note number, not {c['out']!r}")
+            classes.append(DrumClass(str(c["name"]), int(c["out"]), tuple(int(n) for n in notes)))
+        return cls(str(d.get("name", source)), tuple(classes))  # its own checks: ranges, shared notes
+
+
+_KIT_KEYS = ("name", "classes")
+_CLASS_KEYS = ("name", "out", "notes")  # DrumClass's fields
+
+
+def _is_note(x: object) -> bool:
+    # ints, and strings of digits as int() always read them; not bools, not floats like 36.5
+    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, str) and x.strip().isdigit())
+
+
+def _check_keys(d: dict, allowed: tuple[str, ...], label: str, required: tuple[str, ...] | None = None) -> None:
+    """One sentence for the first thing wrong with a table's keys: unknown ones, then missing ones."""
+    expected = ", ".join(allowed)
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        s = "s" if len(unknown) > 1 else ""
+        raise ValueError(f"{label} has unknown key{s} {', '.join(map(repr, unknown))} (expected {expected})")
+    missing = [k for k in (allowed if required is None else required) if k not in d]
+    if missing:
+        s = "s" if len(missing) > 1 else ""
+        raise ValueError(f"{label} is missing key{s} {', '.join(map(repr, missing))} (expected {expected})")
 
 
 def _kit(name: str, rows: list[tuple[str, int, list[int]]]) -> Kit:
@@ -148,5 +181,5 @@ def load_kit(name_or_path: str | Path) -> Kit:
         raise ValueError(f"kit file {path}: cannot be read ({e})") from None
     try:
         return Kit.from_dict(data, source=path.stem)
-    except ValueError as e:  # name the file: Kit's own checks only know the kit's name
+    except ValueError as e:  # name the file: from_dict and Kit's own checks do not know it
         raise ValueError(f"kit file {path}: {e}") from None

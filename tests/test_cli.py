@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import mido
@@ -150,11 +151,21 @@ def test_generate_grid_writes_n_by_n_clips(model_6_8, tmp_path):
     out = tmp_path / "grid"
     assert main(["generate", str(model_6_8), "--grid", "3", "-o", str(out)]) == 0
     files = sorted(out.iterdir())
-    assert len(files) == 9 and all(f.suffix == ".mid" for f in files)
-    assert {f.name for f in files} >= {"x-3.00_y+3.00.mid", "x+0.00_y+0.00.mid", "x+3.00_y-3.00.mid"}
+    # sorted by name = read as the grid: rows from the top (y = +3), each from the left (x = -3)
+    assert [f.name for f in files] == [
+        "r0_c0_x-3.00_y+3.00.mid",
+        "r0_c1_x+0.00_y+3.00.mid",
+        "r0_c2_x+3.00_y+3.00.mid",
+        "r1_c0_x-3.00_y+0.00.mid",
+        "r1_c1_x+0.00_y+0.00.mid",
+        "r1_c2_x+3.00_y+0.00.mid",
+        "r2_c0_x-3.00_y-3.00.mid",
+        "r2_c1_x+0.00_y-3.00.mid",
+        "r2_c2_x+3.00_y-3.00.mid",
+    ]
     for f in files:
         assert end_tick(f) == TICKS_6_8
-        if f.name == "x+0.00_y+0.00.mid":
+        if f.name == "r1_c1_x+0.00_y+0.00.mid":
             assert len(check_midi(f)) == decode(load_checkpoint(model_6_8), [0.0, 0.0]).n_onsets
 
 
@@ -236,6 +247,19 @@ def test_python_m_rvae_info(model_6_8, tmp_path):
     assert "grid: 6/8, 24 steps per quarter, 1 bar(s) = 72 steps" in done.stdout
 
 
+def test_pyproject_reads_without_setuptools_warnings(monkeypatch):
+    # What `pip install -e .` prints comes from here: a deprecated field warns on every install.
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dist = apply_configuration(Distribution(), root / "pyproject.toml")
+    assert dist.metadata.license_expression == "MIT"
+
+
 def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
     assert main(["eval", str(model_6_8), str(DATA_6_8), "--json", "--generation", "--samples", "50"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -243,6 +267,27 @@ def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
     for part in ("prior", "map", "baseline_nearest", "baseline_random"):
         assert 0.0 <= gen[part]["summary"]["oa_mean"] <= 1.0
     assert {"smoothness", "coverage", "novelty"} <= set(gen)
+
+
+def test_generate_grid_names_sort_as_rows_and_columns_past_ten(model_6_8, tmp_path):
+    out = tmp_path / "grid"
+    assert main(["generate", str(model_6_8), "--grid", "11", "-o", str(out)]) == 0
+    names = sorted(f.name for f in out.iterdir())
+    assert len(names) == 121
+    assert names[:2] == ["r00_c00_x-3.00_y+3.00.mid", "r00_c01_x-2.40_y+3.00.mid"]
+    assert names[10:12] == ["r00_c10_x+3.00_y+3.00.mid", "r01_c00_x-3.00_y+2.40.mid"]
+    assert names[-1] == "r10_c10_x+3.00_y-3.00.mid"
+
+
+def test_eval_generation_without_json_prints_a_short_summary(model_6_8, capsys):
+    assert main(["eval", str(model_6_8), str(DATA_6_8), "--generation", "--samples", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert 10 <= len(lines) <= 30
+    assert lines[0].split() == ["loops", "32"]  # the reconstruction figures first, as without --generation
+    labels = [line.split("  ")[1] for line in lines if line.startswith("  ") and line[2] != " "]
+    assert labels[:4] == ["prior samples", "latent map", "baseline: copy", "baseline: random"]
+    assert any("smoothness" in line for line in lines) and any("coverage" in line for line in lines)
+    assert "--json" in lines[-1]
 
 
 def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path, capsys):

@@ -12,7 +12,15 @@ import pytest
 import torch
 
 from rvae.dataset import load_dataset
-from rvae.judge import density_baseline, flatten, judge, map_coverage, map_smoothness, nearest_loops
+from rvae.judge import (
+    density_baseline,
+    flatten,
+    judge,
+    map_coverage,
+    map_smoothness,
+    nearest_loops,
+    summary_text,
+)
 from rvae.model import VAEConfig
 from rvae.train import TrainConfig, train
 
@@ -57,6 +65,40 @@ def test_judge_report_is_complete_finite_and_reproducible(tiny):
         assert isinstance(flat[k], float) and math.isfinite(flat[k]), k
     c = judge(ckpt, loops, n_samples=64, size=8, seed=4)
     assert c["prior"] != a["prior"]  # a different seed draws different samples
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """The table of summary_text: row label (its first 18 characters) -> the figures after it."""
+    return {line[:18].strip(): line[18:].split() for line in text.splitlines() if line.startswith("  ")}
+
+
+def test_summary_text_is_a_short_table_of_the_headline_figures(tiny):
+    ckpt, loops = tiny
+    report = judge(ckpt, loops, n_samples=64, size=8, seed=3)
+    text = summary_text(report)
+    lines = text.splitlines()
+    assert len(lines) <= 30 and max(map(len, lines)) <= 120
+    rows = table_rows(text)
+    for label, key in (
+        ("prior samples", "prior"),
+        ("latent map", "map"),
+        ("baseline: copy", "baseline_nearest"),
+        ("baseline: random", "baseline_random"),
+    ):
+        part = report[key]
+        s = part["summary"]
+        assert rows[label] == [
+            f"{s['oa_mean']:.3f}",
+            f"{s['kl_mean']:.3f}",
+            f"{1 - part['copy_share']:.0%}",
+            f"{part['nearest_hamming']:.1f}",
+            str(s["descriptors"]),
+        ]
+    assert f"{report['coverage']['distinct']} distinct patterns in 64 cells" in text
+    assert f"{report['smoothness']['hamming_per_cell']:.2f} hits change" in text
+    # an undefined figure (None in the report) shows as a dash, not a crash
+    report["map"]["summary"]["oa_mean"] = None
+    assert table_rows(summary_text(report))["latent map"][0] == "-"
 
 
 def test_map_figures_on_hand_made_maps():

@@ -182,6 +182,58 @@ def test_bad_kit_files_give_a_value_error_naming_the_file(tmp_path, name, text):
     assert str(path) in str(err.value)
 
 
+KICK = '[[classes]]\nname = "kick"\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        (
+            "typo.toml",
+            KICK + "out = 36\nnots = [36]\n",
+            "class 'kick' has unknown key 'nots' (expected name, out, notes)",
+        ),
+        (
+            "top.toml",
+            'nme = "x"\n' + KICK + "out = 36\nnotes = [36]\n",
+            "the kit has unknown key 'nme' (expected name, classes)",
+        ),
+        (
+            "singular.toml",
+            '[[class]]\nname = "kick"\nout = 36\nnotes = [36]\n',
+            "the kit has unknown key 'class' (expected name, classes)",
+        ),
+        ("no_notes.toml", KICK + "out = 36\n", "class 'kick' is missing key 'notes' (expected name, out, notes)"),
+        (
+            "no_name.json",
+            '{"classes": [{"out": 36, "notes": [36]}]}',
+            "class 1 is missing key 'name' (expected name, out, notes)",
+        ),
+        (
+            "one_note.toml",
+            KICK + 'out = 36\nnotes = "36"\n',
+            "class 'kick': 'notes' must be a list of MIDI note numbers, not '36'",
+        ),
+        (
+            "bad_out.json",
+            '{"classes": [{"name": "kick", "out": "abc", "notes": [36]}]}',
+            "class 'kick': 'out' must be a MIDI note number, not 'abc'",
+        ),
+    ],
+)
+def test_kit_file_mistakes_are_one_sentence_naming_file_class_and_key(tmp_path, name, text, problem):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        load_kit(path)
+    assert str(err.value) == f"kit file {path}: {problem}"
+
+
+def test_kit_round_trips_through_its_dict():
+    kit = KITS["default"]
+    assert Kit.from_dict(json.loads(json.dumps(kit.to_dict()))) == kit
+
+
 def test_unknown_kit_name():
     with pytest.raises(ValueError, match="neither a built-in"):
         load_kit("no such kit")
