@@ -159,6 +159,7 @@ class Player:
         gate: float = 0.125,
         lookahead: float = 1.0 / 24,
         send_clock: bool = True,
+        lead: float = 0.0,
         ports: str = "",
         now: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -167,10 +168,15 @@ class Player:
         self.gate = gate  # note length in beats
         self.lookahead = lookahead  # beats scheduled ahead: at least half a step, so early hits leave on time
         self.send_clock = send_clock and isinstance(clock, InternalClock)
+        # Seconds to send before an event's time. rtmidi's JACK port stamps every message at
+        # the start of the next JACK cycle, so an event sent on time lands 0..1 period late;
+        # sent half a period early, it lands on the cycle boundary nearest its time.
+        self.lead = lead
         self.now = now
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # (msg, stamp) from the MIDI input callback
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self._burst: list[mido.Message] = []  # sent at the end of this turn, see _flush
         self._heap: list[tuple[float, int, int, int, int]] = []  # (beat, kind, order, note, velocity/serial)
         self._wake = threading.Event()  # set by the input callback: a message is waiting
         self._order = 0
@@ -186,8 +192,15 @@ class Player:
 
     # --- output -----------------------------------------------------------------------
     def _send(self, msg: mido.Message) -> None:
+        self._burst.append(msg)
+
+    def _flush(self) -> None:
+        # Everything due leaves together, output by output (the MIDI port first): sent one
+        # message at a time to every output, a pulse and its notes could straddle a JACK cycle.
+        burst, self._burst = self._burst, []
         for out in self.outputs:
-            out.send(msg)
+            for msg in burst:
+                out.send(msg)
 
     def _note_off(self, note: int) -> None:
         self._sounding.pop(note, None)
@@ -199,11 +212,14 @@ class Player:
             self._note_off(note)
         self._heap = []
         self._send(mido.Message("control_change", channel=self.channel, control=123, value=0))
+        self._flush()
 
     # --- transport --------------------------------------------------------------------
     def _start(self, now: float) -> None:
         self.silence()
-        self.clock.start(now)
+        self.clock.start(now + self.lead)  # so that beat 0 too can leave ``lead`` early
+        # what a benchmark compares the output with (perf_counter is CLOCK_MONOTONIC on Linux)
+        logger.info("internal clock: beat 0 at perf_counter %.6f s, %g BPM", self.clock.t0, self.clock.bpm)
         self.seq.locate(0.0)
         self._scheduled, self._next_tick, self._playing = 0.0, 0, True
         if self.send_clock:
@@ -268,7 +284,11 @@ class Player:
     # --- the loop ---------------------------------------------------------------------
     def service(self) -> float:
         """One turn: returns the time of the next thing to do."""
-        now = self.now()
+        nxt = self._turn(self.now())
+        self._flush()
+        return nxt
+
+    def _turn(self, now: float) -> float:
         self._apply_controls(now)
         pattern = self.mailbox.take()
         if pattern is not None:
@@ -284,7 +304,7 @@ class Player:
             return now + 0.002
         clock = self.clock
         if self.send_clock:
-            while clock.time_of(self._next_tick / PPQN) <= now:
+            while clock.time_of(self._next_tick / PPQN) - self.lead <= now:
                 self._send(CLOCK)
                 self._next_tick += 1
         # ask for the window just ahead
@@ -301,11 +321,11 @@ class Player:
             beat, kind, _, note, value = self._heap[0]
             if external and beat * PPQN >= clock.pulse + 1 - 1e-9:
                 break  # a hit on a pulse leaves when that pulse arrives, not at its estimate
-            due = clock.time_of(beat)
+            due = clock.time_of(beat) - self.lead
             if due > now:
                 break
             heapq.heappop(self._heap)
-            if now - due > 0.001:
+            if now - due - self.lead > 0.001:  # sent over 1 ms after its time
                 self.late += 1
             if kind == 1:
                 if note in self._sounding:
@@ -321,9 +341,9 @@ class Player:
         # A hit waiting for its pulse wakes with the pulse (the input callback sets _wake),
         # not at the estimate: an estimate already past would make this loop spin.
         if self._heap and not (external and self._heap[0][0] * PPQN >= clock.pulse + 1 - 1e-9):
-            nxt = min(nxt, clock.time_of(self._heap[0][0]))
+            nxt = min(nxt, clock.time_of(self._heap[0][0]) - self.lead)
         if self.send_clock:
-            nxt = min(nxt, clock.time_of(self._next_tick / PPQN))
+            nxt = min(nxt, clock.time_of(self._next_tick / PPQN) - self.lead)
         if not external:
             nxt = min(nxt, clock.time_of(self._scheduled - self.lookahead / 2))
         return nxt
@@ -361,6 +381,7 @@ class Player:
             self.silence()
             if self.send_clock and self._playing:
                 self._send(STOP)
+            self._flush()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="rvae-clock", daemon=True)

@@ -272,6 +272,13 @@ class OutputPort:
         return self._closed
 
     @property
+    def lead(self) -> float:
+        """Seconds to send ahead so that events land on time: half a JACK period on JACK,
+        whose rtmidi port holds every message to the next cycle's start (see Player.lead);
+        nothing elsewhere, as ALSA and the others deliver at once."""
+        return self._watch.period() / 2 if self._watch is not None else 0.0
+
+    @property
     def sounding(self) -> frozenset[tuple[int, int]]:
         """(channel, note) pairs switched on and not yet off."""
         return frozenset(self._sounding)

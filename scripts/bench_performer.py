@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the JACK rig the integration tests use
 
 RATE, PERIOD_FRAMES = 48000, 128
-WINDOW = 240  # pulses per fitted window: 3.4 s at 174 BPM
+
 CKPT = ROOT / "checkpoints" / "groove-4-4.pt"
 
 
@@ -63,29 +64,42 @@ def parse_dump(lines: list[str]) -> list[tuple[int, list[int]]]:
     return out
 
 
+def is_note_on(b: list[int]) -> bool:
+    return len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0
+
+
 def after_last_start(events):
-    starts = [i for i, (_, b) in enumerate(events) if b and b[0] == 0xFA]
+    """Events (..., bytes) from the last Start on."""
+    starts = [i for i, ev in enumerate(events) if ev[-1] and ev[-1][0] == 0xFA]
     return events[starts[-1] :] if starts else events
 
 
 def pairing(events) -> int:
     """Note-ons never followed by their note-off."""
     sounding: dict[int, int] = {}
-    for _, b in events:
-        if len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0:
+    for *_, b in events:
+        if is_note_on(b):
             sounding[b[1]] = sounding.get(b[1], 0) + 1
         elif len(b) == 3 and (b[0] & 0xF0 == 0x80 or (b[0] & 0xF0 == 0x90 and b[2] == 0)) and sounding.get(b[1]):
             sounding[b[1]] -= 1
     return sum(sounding.values())
 
 
-def internal(bpm: float, seconds: float, move: bool = False) -> dict:
-    from jack_rig import MidiDump, Performer, connect
+def _origin(output: str) -> float:
+    """The performer's last "beat 0 at perf_counter T" (it logs one each start, with -v)."""
+    hits = re.findall(r"beat 0 at perf_counter ([0-9.]+) s", output)
+    if not hits:
+        raise RuntimeError(f"the performer did not say when its clock started:\n{output[-2000:]}")
+    return float(hits[-1])
 
-    with MidiDump(f"dump-int-{int(bpm)}", absolute=True) as dump:
+
+def internal(bpm: float, seconds: float, move: bool = False) -> dict:
+    from jack_rig import Performer, TimedCapture, connect
+
+    with TimedCapture(f"cap-int-{int(bpm)}") as cap:
         perf = Performer(f"perf-int-{int(bpm)}", CKPT, "--bpm", f"{bpm:g}")
         try:
-            connect(perf.port, dump.port)
+            connect(perf.port, cap.port)
             time.sleep(0.3)
             perf.send("/rvae/stop")
             time.sleep(0.2)
@@ -99,47 +113,54 @@ def internal(bpm: float, seconds: float, move: bool = False) -> dict:
                     k += 1
                 time.sleep(1 / 30)
         finally:
-            perf.close()
+            output = perf.close()
         time.sleep(0.3)
-        events = after_last_start(parse_dump(dump.lines()))
-    pulses = np.array([f for f, b in events if b == [0xF8]], dtype=float)
-    nominal = RATE * 60.0 / (bpm * 24)
-    idx = np.arange(len(pulses))
-    # The reference is JACK's frame count, and the dummy driver's frames wander against
-    # perf_counter (a late cycle shifts every later frame). So the ideal tick grid is fitted
-    # per window of WINDOW pulses: slope over the whole run, offset per window (the earliest
-    # pulse of a window is taken as on time: JACK can only delay an event to a cycle start).
-    per = float(np.polyfit(idx, pulses, 1)[0]) if len(pulses) > 2 else nominal
-    resid = pulses - idx * per
-    base = np.array([resid[i - i % WINDOW : i - i % WINDOW + WINDOW].min() for i in range(len(resid))])
-    wander = float((resid.max() - resid.min()) / RATE * 1000)
-    errors, n_pulse = [], -1
-    for f, b in events:
+        cap.close()
+        origin = _origin(output)
+        events = after_last_start([(wall, frame, list(data)) for wall, frame, data in cap.events])
+        cycles, late_cycles = cap.cycles, cap.late_cycles
+    tick = 60.0 / (bpm * 24)
+    # Against the ideal tick time itself: pulse n and its notes are meant for origin + n*tick;
+    # each arrives with the JACK cycle that carried it, stamped with that cycle's start on
+    # the same clock (perf_counter). A note belongs to the pulse sent just before it.
+    pulse_err, note_err, n_pulse = [], [], -1
+    for wall, _, b in events:
         if b == [0xF8]:
             n_pulse += 1
-        elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and n_pulse >= 0:
-            errors.append((f - (base[n_pulse] + n_pulse * per)) / RATE * 1000)
-    # Also against references that JACK's wandering frame clock cannot move: each note
-    # against the pulse sent with it (what a synced device hears), and pulse-to-pulse jitter.
-    own, n_pulse, last = [], -1, None
-    for f, b in events:
+            pulse_err.append((wall - origin - n_pulse * tick) * 1000)
+        elif is_note_on(b) and n_pulse >= 0:
+            note_err.append((wall - origin - n_pulse * tick) * 1000)
+    # And against what JACK's frame count says, which no clock can move: each note against
+    # the pulse sent with it (what a synced device hears) and pulse-to-pulse jitter.
+    frames = np.array([f for _, f, b in events if b == [0xF8]], dtype=float)
+    own, last = [], None
+    for _, f, b in events:
         if b == [0xF8]:
-            n_pulse, last = n_pulse + 1, f
-        elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and last is not None:
+            last = f
+        elif is_note_on(b) and last is not None:
             own.append((f - last) / RATE * 1000)
-    gaps = np.diff(pulses) / per
+    gaps = np.diff(frames) / (RATE * tick)
     return {
         "bpm": bpm,
         "seconds": seconds,
-        "pulses": len(pulses),
+        "pulses": len(frames),
         "missed_ticks": int(np.sum(np.rint(gaps) - 1)),
-        "pulse_error": stats((resid - base) / RATE * 1000),
-        "reference_wander_ms": round(wander, 2),
-        "note_on_error": stats(errors),
+        "pulse_error": stats(np.abs(pulse_err)),
+        "note_on_error": stats(np.abs(note_err)),
+        "note_on_error_signed_mean_ms": round(float(np.mean(note_err)), 3) if note_err else None,
         "note_on_vs_own_pulse": stats(own),
-        "pulse_interval_jitter": stats(np.abs(np.diff(pulses) - per) / RATE * 1000),
+        "pulse_interval_jitter": stats(np.abs(np.diff(frames) - RATE * tick) / RATE * 1000),
+        "jack_cycles_late": late_cycles,
+        "jack_cycles": cycles,
+        "performer_late_events": _late(output),
         "stuck_notes": pairing(events),
     }
+
+
+def _late(output: str) -> int | None:
+    """The performer's own count of events sent over 1 ms after their time (console status)."""
+    hits = re.findall(r"late (\d+)", output)
+    return int(hits[-1]) if hits else None
 
 
 def external(bpm: float, seconds: float) -> dict:
@@ -165,7 +186,7 @@ def external(bpm: float, seconds: float) -> dict:
     for f, b in events:
         if b == [0xF8]:
             last_pulse = f
-        elif len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0 and last_pulse is not None:
+        elif is_note_on(b) and last_pulse is not None:
             errors.append((f - last_pulse) / RATE * 1000)
     return {
         "bpm": bpm,

@@ -118,6 +118,7 @@ def test_note_bookkeeping_without_a_port():
     out.send(note_on(40, channel=2))
     out.send(note_on(36, velocity=0))  # running-status style note-off
     assert out.sounding == {(2, 40)}
+    assert out.lead == 0.0  # not JACK: nothing holds messages back, nothing to send early
     out.panic(sound_off=True)
     assert rt.sent[3:] == [[0x82, 40, 0], [0xB2, 123, 0], [0xB2, 120, 0], [0xB9, 123, 0], [0xB9, 120, 0]]
 
@@ -129,6 +130,8 @@ def test_note_bookkeeping_without_a_port():
 def test_virtual_output_reaches_a_recorder_in_order():
     with open_output("rvae-test-out", api="jack") as out, Recorder("rvae-rec") as rec:
         assert out.virtual and out.name == "rvae-test-out" and out.api == "jack"
+        # JACK holds each message to the next cycle: the player sends half a period early
+        assert out.lead == pytest.approx(128 / 48000 / 2)
         # what JACK shows: client "rvae-test-out", port "rvae-test-out"
         assert find_port("rvae-test-out", "output") == "rvae-test-out:rvae-test-out"
         assert find_port("rvae-rec", "input") == "rvae-rec:rvae-rec"

@@ -136,6 +136,39 @@ def test_internal_clock_sends_24_pulses_per_beat_on_time_and_pairs_notes():
     assert sorted(offs) == [36, 36, 38, 38]
 
 
+def test_lead_sends_everything_that_much_early_and_counts_nothing_late():
+    # On JACK the port holds each message to the next cycle: half a period early lands it on
+    # the nearest cycle boundary. Beat 0 moves by the lead too, so it is not sent late.
+    player, rec, fake = make_player(FOUR, InternalClock(120.0), lead=0.0013)
+    run_for(player, fake, 2.0 - 1e-4, dt=0.0001)
+    beat0 = player.clock.t0
+    assert beat0 == pytest.approx(100.0 + 0.0013)
+    clocks = [t - beat0 for t, m in rec.got if m.type == "clock"]
+    assert np.allclose(clocks, np.arange(len(clocks)) * 0.5 / PPQN - 0.0013, atol=2e-4)
+    ons = [t - beat0 for t, m in rec.got if m.type == "note_on"]
+    assert np.allclose(ons, [-0.0013, 0.4987, 0.9987, 1.4987], atol=2e-4)
+    assert player.late == 0
+
+
+def test_a_pulse_and_its_notes_reach_each_output_together():
+    # Sent message by message to every output, the MIDI port's pulse and note could fall
+    # into two JACK cycles while the audio preview took its turn in between.
+    fake = FakeTime()
+    first, second = Recorder(fake), Recorder(fake)
+    order = []
+    first.send = lambda msg: order.append(("midi", msg.type))
+    second.send = lambda msg: order.append(("audio", msg.type))
+    mb = Mailbox()
+    mb.put(FOUR)
+    player = Player(
+        Sequencer(swap="bar"), mb, Controls(ControlState(bpm=120.0)), [first, second], InternalClock(120.0), now=fake
+    )
+    player.service()  # start: All Notes Off (sent at once), then Start, pulse 0 and the kick
+    assert order[:2] == [("midi", "control_change"), ("audio", "control_change")]
+    burst = [("midi", "start"), ("midi", "clock"), ("midi", "note_on")]
+    assert order[2:] == burst + [("audio", t) for _, t in burst]
+
+
 def test_tempo_change_keeps_the_phase():
     clock = InternalClock(120.0)
     clock.start(10.0)
