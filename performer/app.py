@@ -67,6 +67,11 @@ class PerformConfig:
             raise ValueError(f"--threshold {self.threshold:g}: choose 0 to 1")
         if not 0 <= self.microtiming <= 100:
             raise ValueError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
+        for flag, cc in (("--cc-x", self.cc_x), ("--cc-y", self.cc_y)):
+            if cc is not None and not 0 <= cc <= 127:
+                raise ValueError(f"{flag} {cc}: MIDI controller numbers are 0 to 127")
+        if self.cc_x is not None and self.cc_x == self.cc_y:
+            raise ValueError(f"--cc-x and --cc-y are both {self.cc_x}: give each axis its own controller")
 
 
 def perform(cfg: PerformConfig, say=print, show=print) -> int:

@@ -303,10 +303,6 @@ class Player:
             self._publish(now)
             return now + 0.002
         clock = self.clock
-        if self.send_clock:
-            while clock.time_of(self._next_tick / PPQN) - self.lead <= now:
-                self._send(CLOCK)
-                self._next_tick += 1
         # ask for the window just ahead
         if external:
             horizon = (clock.pulse + 1) / PPQN + self.lookahead  # hits up to the next pulse and a bit
@@ -325,6 +321,7 @@ class Player:
             if due > now:
                 break
             heapq.heappop(self._heap)
+            self._pulses(now, beat)  # after a stall too, each pulse still goes before its notes
             if now - due - self.lead > 0.001:  # sent over 1 ms after its time
                 self.late += 1
             if kind == 1:
@@ -336,6 +333,7 @@ class Player:
                 self._push(beat + self.gate, 0, note, self._order)
             elif self._sounding.get(note) == value:
                 self._note_off(note)
+        self._pulses(now, float("inf"))
         self._publish(now)
         nxt = now + 0.01
         # A hit waiting for its pulse wakes with the pulse (the input callback sets _wake),
@@ -347,6 +345,17 @@ class Player:
         if not external:
             nxt = min(nxt, clock.time_of(self._scheduled - self.lookahead / 2))
         return nxt
+
+    def _pulses(self, now: float, until_beat: float) -> None:
+        """Send the clock pulses due by ``now`` that fall on or before ``until_beat``."""
+        if not self.send_clock:
+            return
+        while (
+            self._next_tick <= until_beat * PPQN + 1e-9
+            and self.clock.time_of(self._next_tick / PPQN) - self.lead <= now
+        ):
+            self._send(CLOCK)
+            self._next_tick += 1
 
     def _push(self, beat: float, kind: int, note: int, value: int) -> None:
         # (beat, kind, order): at one beat note-offs (0) go before note-ons (1)
@@ -393,7 +402,9 @@ class Player:
             self._thread.join(timeout)
 
     def on_midi(self, msg: mido.Message, stamp: float) -> None:
-        """The input port's callback (rtmidi's thread): only queue, never work."""
-        if msg.type in ("clock", "start", "continue", "stop", "songpos"):
+        """The input port's callback (rtmidi's thread): only queue, never work. On the
+        internal clock nothing here reads the queue (the input may carry a controller's
+        clock all show long), so nothing is queued."""
+        if isinstance(self.clock, MidiClockFollower) and msg.type in ("clock", "start", "continue", "stop", "songpos"):
             self.inbox.put((msg, stamp))
             self._wake.set()

@@ -298,8 +298,13 @@ def cmd_ports(args) -> int:
     from performer.ports import list_ports
 
     found = list_ports(args.midi_api)
-    for kind in ("inputs", "outputs"):
-        print(f"{kind}:")
+    # Named by what the user does with them: a running performer's own out port is a
+    # source here, which under rtmidi's "inputs" looked like a mistake.
+    for kind, title in (
+        ("inputs", "sources: send to us; pick one with --midi-in NAME"),
+        ("outputs", "destinations: we send to them; pick one with --midi-out NAME"),
+    ):
+        print(f"{title}")
         for name in found[kind] or ["(none)"]:
             print(f"  {name}")
     return 0

@@ -400,89 +400,112 @@ _Process = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 
 
 class TimedCapture:
-    """A JACK MIDI input that stamps each event with the start of the JACK cycle that carried
-    it, on the clock of Python's ``time.perf_counter`` (CLOCK_MONOTONIC), so a benchmark can
-    compare what arrived with the times the sender meant, in one clock. jack_midi_dump's
-    frame stamps cannot do that: the dummy driver's frame count wanders against the system
-    clock (a late cycle shifts every later frame).
+    """A JACK MIDI input (``NAME:in``) that stamps each event with when its JACK cycle began,
+    on the clock of Python's ``time.perf_counter`` (CLOCK_MONOTONIC, one clock for every
+    process), so a benchmark can compare what arrived with the times the sender meant.
+    jack_midi_dump cannot: its "absolute" stamps count frames from its own start, and the
+    dummy driver's frame count wanders against the system clock anyway.
+
+    It runs in a process of its own (``python tests/jack_rig.py capture NAME OUT``) whose
+    main thread only waits: its process callback is Python (ctypes takes the GIL each
+    cycle), and the JACK server does not wait for a late client; in the benchmark's own
+    process, contention for the GIL made it miss cycles, and their events with them.
 
     The cycle start is JACK's own (``jack_get_cycle_times``, on CLOCK_MONOTONIC_RAW),
-    carried over to perf_counter's clock in the callback, so the time this Python callback
-    takes to run (ctypes takes the GIL each cycle: fine for a measuring client, not for an
-    instrument) is not counted. ``events``: (cycle_start_s, frame, bytes); ``cycles``
-    counts cycles, ``late_cycles`` those whose callback ran over a period after their start."""
+    carried over to perf_counter's clock in the callback, so the time the callback takes
+    to start is not counted. ``close()`` returns {"events": [[start_s, frame, [bytes]]...],
+    "cycles": n, "missed_cycles": gaps in the frame count, events in them are lost}."""
 
     def __init__(self, name: str = "rvae-timed") -> None:
-        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
-        lib.jack_client_open.restype = ctypes.c_void_p
-        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-        lib.jack_port_register.restype = ctypes.c_void_p
-        lib.jack_port_register.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_char_p,
-            ctypes.c_ulong,
-            ctypes.c_ulong,
-        ]
-        lib.jack_set_process_callback.argtypes = [ctypes.c_void_p, _Process, ctypes.c_void_p]
-        lib.jack_port_get_buffer.restype = ctypes.c_void_p
-        lib.jack_port_get_buffer.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.jack_midi_get_event_count.restype = ctypes.c_uint32
-        lib.jack_midi_get_event_count.argtypes = [ctypes.c_void_p]
-        lib.jack_midi_event_get.argtypes = [ctypes.POINTER(_MidiEvent), ctypes.c_void_p, ctypes.c_uint32]
-        lib.jack_get_time.restype = ctypes.c_uint64
-        lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p] * 5
-        for fn in ("jack_activate", "jack_deactivate", "jack_client_close"):
-            getattr(lib, fn).argtypes = [ctypes.c_void_p]
-        for fn in ("jack_get_buffer_size", "jack_get_sample_rate"):
-            getattr(lib, fn).restype = ctypes.c_uint32
-            getattr(lib, fn).argtypes = [ctypes.c_void_p]
-        self._lib = lib
-        status = ctypes.c_int(0)
-        self._client = lib.jack_client_open(name.encode(), 0x01, ctypes.byref(status))
-        if not self._client:
-            raise OSError(f"jack_client_open({name}) failed (status 0x{status.value:x})")
-        self._port = lib.jack_port_register(self._client, b"in", b"8 bit raw midi", 0x1, 0)
-        self.rate = lib.jack_get_sample_rate(self._client)
-        self.period = lib.jack_get_buffer_size(self._client) / self.rate
-        self.events: list[tuple[float, int, bytes]] = []
-        self.cycles = self.late_cycles = 0
-        self._ev = _MidiEvent()
-        self._frames, self._start, self._next = ctypes.c_uint32(), ctypes.c_uint64(), ctypes.c_uint64()
-        self._period_us = ctypes.c_float()
-        self._callback = _Process(self._process)  # kept alive as long as the client
-        lib.jack_set_process_callback(self._client, self._callback, None)
-        lib.jack_activate(self._client)
-        self.port = f"{name}:in"
-
-    def _process(self, nframes: int, _arg) -> int:
-        lib, ev = self._lib, self._ev
-        now, now_raw = time.perf_counter(), lib.jack_get_time()
-        lib.jack_get_cycle_times(
-            self._client, *(ctypes.byref(x) for x in (self._frames, self._start, self._next, self._period_us))
+        self._out = tempfile.NamedTemporaryFile("w+", prefix="capture-", suffix=".json", delete=False)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "capture", name, self._out.name], stdin=subprocess.DEVNULL
         )
-        ran_after = (now_raw - self._start.value) / 1e6
-        start = now - ran_after
-        self.cycles += 1
-        if ran_after > self.period:
-            self.late_cycles += 1
-        buf = lib.jack_port_get_buffer(self._port, nframes)
-        for i in range(lib.jack_midi_get_event_count(buf)):
-            if lib.jack_midi_event_get(ctypes.byref(ev), buf, i) == 0:
-                self.events.append((start, self._frames.value + ev.time, ctypes.string_at(ev.buffer, ev.size)))
-        return 0
+        self.port = wait_for_port(f"{name}:in", "input", timeout=10.0)
 
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client:
-            self._lib.jack_deactivate(client)
-            self._lib.jack_client_close(client)
+    def close(self) -> dict:
+        import json
+
+        _stop(self.proc, signal.SIGINT)
+        with open(self._out.name) as f:
+            text = f.read()
+        self._out.close()
+        os.unlink(self._out.name)
+        return json.loads(text) if text else {"events": [], "cycles": 0, "missed_cycles": 0}
 
     def __enter__(self) -> TimedCapture:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        if self.proc.poll() is None:
+            self.close()
+
+
+def _capture(name: str, out_path: str) -> None:
+    """The capturing process (see TimedCapture): record until SIGINT, then write JSON."""
+    import json
+
+    lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+    lib.jack_client_open.restype = ctypes.c_void_p
+    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+    lib.jack_port_register.restype = ctypes.c_void_p
+    lib.jack_port_register.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
+    lib.jack_set_process_callback.argtypes = [ctypes.c_void_p, _Process, ctypes.c_void_p]
+    lib.jack_port_get_buffer.restype = ctypes.c_void_p
+    lib.jack_port_get_buffer.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_midi_get_event_count.restype = ctypes.c_uint32
+    lib.jack_midi_get_event_count.argtypes = [ctypes.c_void_p]
+    lib.jack_midi_event_get.argtypes = [ctypes.POINTER(_MidiEvent), ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_get_time.restype = ctypes.c_uint64
+    lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p] * 5
+    for fn in ("jack_activate", "jack_deactivate", "jack_client_close"):
+        getattr(lib, fn).argtypes = [ctypes.c_void_p]
+    status = ctypes.c_int(0)
+    client = lib.jack_client_open(name.encode(), 0x01, ctypes.byref(status))
+    if not client:
+        raise SystemExit(f"jack_client_open({name}) failed (status 0x{status.value:x})")
+    port = lib.jack_port_register(client, b"in", b"8 bit raw midi", 0x1, 0)
+    events: list = []
+    state = {"cycles": 0, "missed_cycles": 0, "last": None}
+    ev, frames, start, nxt, period_us = (
+        _MidiEvent(),
+        ctypes.c_uint32(),
+        ctypes.c_uint64(),
+        ctypes.c_uint64(),
+        ctypes.c_float(),
+    )
+    out = tuple(ctypes.byref(x) for x in (frames, start, nxt, period_us))
+
+    def process(nframes: int, _arg) -> int:
+        now, now_raw = time.perf_counter(), lib.jack_get_time()
+        lib.jack_get_cycle_times(client, *out)
+        began = now - (now_raw - start.value) / 1e6
+        state["cycles"] += 1
+        if state["last"] is not None and frames.value - state["last"] != nframes:
+            state["missed_cycles"] += (frames.value - state["last"]) // nframes - 1
+        state["last"] = frames.value
+        buf = lib.jack_port_get_buffer(port, nframes)
+        for i in range(lib.jack_midi_get_event_count(buf)):
+            if lib.jack_midi_event_get(ctypes.byref(ev), buf, i) == 0:
+                events.append((began, frames.value + ev.time, list(ctypes.string_at(ev.buffer, ev.size))))
+        return 0
+
+    callback = _Process(process)
+    lib.jack_set_process_callback(client, callback, None)
+    lib.jack_activate(client)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})  # the only other thread here waits
+    finally:
+        lib.jack_deactivate(client)
+        lib.jack_client_close(client)
+        with open(out_path, "w") as f:
+            json.dump({"events": events, "cycles": state["cycles"], "missed_cycles": state["missed_cycles"]}, f)
 
 
 # --- the performer itself, as a user runs it ---------------------------------------------------
@@ -558,3 +581,8 @@ class Performer:
             self.proc.kill()
             self.proc.wait()
         self._out.close()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["capture"]:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # for sigwait
+    _capture(sys.argv[2], sys.argv[3])

@@ -300,3 +300,15 @@ def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path,
         assert main(["generate", str(model_6_8), *bad, "-o", str(tmp_path / "g.mid")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cc-x", "200"], "--cc-x 200: MIDI controller numbers are 0 to 127"),
+        (["--cc-x", "5", "--cc-y", "5"], "--cc-x and --cc-y are both 5"),
+    ],
+)
+def test_perform_refuses_bad_cc_options_before_opening_anything(args, message, capsys):
+    assert main(["perform", "--headless", "--seconds", "1", *args]) == 2
+    assert message in capsys.readouterr().err

@@ -65,36 +65,38 @@ def sync(client: SimpleUDPClient, controls: Controls) -> None:
 
 
 def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING
-            and text in r.getMessage()]
+    return [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING and text in r.getMessage()]
 
 
 # --- OSC in: each address ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("address", "args", "expect"), [
-    ("/rvae/xy", [1.5, -0.75], {"z": (1.5, -0.75)}),
-    ("/rvae/xy", [9.0, -9.0], {"z": (3.0, -3.0)}),  # clamped to ±extent
-    ("/rvae/threshold", 0.25, {"threshold": 0.25}),
-    ("/rvae/threshold", 1.5, {"threshold": 1.0}),  # a fader's overshoot: clamped
-    ("/rvae/noise", 0.5, {"noise": 0.5}),
-    ("/rvae/tempo", 174, {"bpm": 174.0}),
-    ("/rvae/tempo", 90.5, {"bpm": 90.5}),
-    ("/rvae/microtiming", 50, {"microtiming": 0.5}),
-    ("/rvae/microtiming", 0.0, {"microtiming": 0.0}),
-    ("/rvae/microtiming", 150, {"microtiming": 1.0}),
-    ("/rvae/velocity", "fixed", {"velocity": "fixed", "fixed_velocity": 100}),
-    ("/rvae/velocity", ["fixed", 90], {"velocity": "fixed", "fixed_velocity": 90}),
-    ("/rvae/swap", "tick", {"swap": "tick"}),
-    ("/rvae/swap", "beat", {"swap": "beat"}),
-    ("/rvae/stop", None, {"running": False}),
-    ("/rvae/stop", 1.0, {"running": False}),  # a TouchOSC button press
-    ("/rvae/panic", None, {"panic": 1}),
-    ("/wek/outputs", [0.0, 1.0], {"z": (-3.0, 3.0)}),  # left, top: y up
-    ("/wek/outputs", [0.75, 0.25], {"z": (1.5, -1.5)}),
-    ("/wek/outputs", [0.5, 0.5], {"z": (0.0, 0.0)}),
-    ("/wek/outputs", [1.5, -0.5], {"z": (3.0, -3.0)}),  # regression overshoot: clamped
-])
+@pytest.mark.parametrize(
+    ("address", "args", "expect"),
+    [
+        ("/rvae/xy", [1.5, -0.75], {"z": (1.5, -0.75)}),
+        ("/rvae/xy", [9.0, -9.0], {"z": (3.0, -3.0)}),  # clamped to ±extent
+        ("/rvae/threshold", 0.25, {"threshold": 0.25}),
+        ("/rvae/threshold", 1.5, {"threshold": 1.0}),  # a fader's overshoot: clamped
+        ("/rvae/noise", 0.5, {"noise": 0.5}),
+        ("/rvae/tempo", 174, {"bpm": 174.0}),
+        ("/rvae/tempo", 90.5, {"bpm": 90.5}),
+        ("/rvae/microtiming", 50, {"microtiming": 0.5}),
+        ("/rvae/microtiming", 0.0, {"microtiming": 0.0}),
+        ("/rvae/microtiming", 150, {"microtiming": 1.0}),
+        ("/rvae/velocity", "fixed", {"velocity": "fixed", "fixed_velocity": 100}),
+        ("/rvae/velocity", ["fixed", 90], {"velocity": "fixed", "fixed_velocity": 90}),
+        ("/rvae/swap", "tick", {"swap": "tick"}),
+        ("/rvae/swap", "beat", {"swap": "beat"}),
+        ("/rvae/stop", None, {"running": False}),
+        ("/rvae/stop", 1.0, {"running": False}),  # a TouchOSC button press
+        ("/rvae/panic", None, {"panic": 1}),
+        ("/wek/outputs", [0.0, 1.0], {"z": (-3.0, 3.0)}),  # left, top: y up
+        ("/wek/outputs", [0.75, 0.25], {"z": (1.5, -1.5)}),
+        ("/wek/outputs", [0.5, 0.5], {"z": (0.0, 0.0)}),
+        ("/wek/outputs", [1.5, -0.5], {"z": (3.0, -3.0)}),  # regression overshoot: clamped
+    ],
+)
 def test_each_address_sets_its_field(controls, client, address, args, expect):
     before = controls.get()
     client.send_message(address, args)
@@ -147,36 +149,39 @@ def test_bundle_with_a_future_time_tag_is_applied_now(controls, client):
 # --- OSC in: what is ignored ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("address", "args"), [
-    ("/rvae/xy", [1.0]),  # arg count
-    ("/rvae/xy", [1.0, 2.0, 3.0]),
-    ("/rvae/xy", ["left", 0.0]),  # type
-    ("/rvae/xy", [float("nan"), 0.0]),
-    ("/wek/outputs", [float("inf"), 0.5]),
-    ("/wek/outputs", [0.5]),
-    ("/rvae/threshold", None),
-    ("/rvae/threshold", "high"),
-    ("/rvae/threshold", True),
-    ("/rvae/noise", -0.5),
-    ("/rvae/tempo", 10),  # outside 20..300 is rejected, not clamped
-    ("/rvae/tempo", 400.0),
-    ("/rvae/tempo", float("nan")),
-    ("/rvae/microtiming", b"\x01"),
-    ("/rvae/velocity", "loud"),
-    ("/rvae/velocity", ["fixed", 200]),
-    ("/rvae/velocity", ["decoded", 90]),
-    ("/rvae/velocity", 90),
-    ("/rvae/swap", "phrase"),
-    ("/rvae/swap", 1),
-    ("/rvae/mute", None),
-    ("/rvae/mute", -1),
-    ("/rvae/mute", 1.5),
-    ("/rvae/mute", [1, 2]),
-    ("/rvae/mute", [1, "on"]),
-    ("/rvae/start", [1, 2]),
-    ("/rvae/stop", "now"),
-    ("/rvae/panic", [1.0, 1.0]),
-])
+@pytest.mark.parametrize(
+    ("address", "args"),
+    [
+        ("/rvae/xy", [1.0]),  # arg count
+        ("/rvae/xy", [1.0, 2.0, 3.0]),
+        ("/rvae/xy", ["left", 0.0]),  # type
+        ("/rvae/xy", [float("nan"), 0.0]),
+        ("/wek/outputs", [float("inf"), 0.5]),
+        ("/wek/outputs", [0.5]),
+        ("/rvae/threshold", None),
+        ("/rvae/threshold", "high"),
+        ("/rvae/threshold", True),
+        ("/rvae/noise", -0.5),
+        ("/rvae/tempo", 10),  # outside 20..300 is rejected, not clamped
+        ("/rvae/tempo", 400.0),
+        ("/rvae/tempo", float("nan")),
+        ("/rvae/microtiming", b"\x01"),
+        ("/rvae/velocity", "loud"),
+        ("/rvae/velocity", ["fixed", 200]),
+        ("/rvae/velocity", ["decoded", 90]),
+        ("/rvae/velocity", 90),
+        ("/rvae/swap", "phrase"),
+        ("/rvae/swap", 1),
+        ("/rvae/mute", None),
+        ("/rvae/mute", -1),
+        ("/rvae/mute", 1.5),
+        ("/rvae/mute", [1, 2]),
+        ("/rvae/mute", [1, "on"]),
+        ("/rvae/start", [1, 2]),
+        ("/rvae/stop", "now"),
+        ("/rvae/panic", [1.0, 1.0]),
+    ],
+)
 def test_malformed_messages_are_ignored_and_logged_once(controls, client, caplog, address, args):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     client.send_message("/rvae/tempo", 123.0)  # a known state besides the defaults
@@ -360,26 +365,32 @@ def test_cursor_out_unknown_host_raises_a_sentence():
         OscCursorOut("no-such-host.invalid", 6448)
 
 
-@pytest.mark.parametrize(("text", "expect"), [
-    ("127.0.0.1:6448", ("127.0.0.1", 6448)),
-    ("localhost:12000", ("localhost", 12000)),
-    (" 192.168.1.20:9000 ", ("192.168.1.20", 9000)),
-    ("[::1]:6448", ("::1", 6448)),
-    ("6448", ("127.0.0.1", 6448)),
-    (":6448", ("127.0.0.1", 6448)),
-])
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("127.0.0.1:6448", ("127.0.0.1", 6448)),
+        ("localhost:12000", ("localhost", 12000)),
+        (" 192.168.1.20:9000 ", ("192.168.1.20", 9000)),
+        ("[::1]:6448", ("::1", 6448)),
+        ("6448", ("127.0.0.1", 6448)),
+        (":6448", ("127.0.0.1", 6448)),
+    ],
+)
 def test_parse_host_port(text, expect):
     assert parse_host_port(text) == expect
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("localhost", "the port must be a number"),
-    ("localhost:", "the port must be a number"),
-    ("host:port", "the port must be a number"),
-    ("host:0", "1..65535"),
-    ("host:70000", "1..65535"),
-    ("::1:6448", "IPv6 host in brackets"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("localhost", "the port must be a number"),
+        ("localhost:", "the port must be a number"),
+        ("host:port", "the port must be a number"),
+        ("host:0", "1..65535"),
+        ("host:70000", "1..65535"),
+        ("::1:6448", "IPv6 host in brackets"),
+    ],
+)
 def test_parse_host_port_errors(text, why):
     with pytest.raises(ValueError, match=f"cannot read '{text}' as HOST:PORT: .*{why}"):
         parse_host_port(text)
@@ -414,14 +425,17 @@ def test_cc_map_channel_extent_and_a_single_axis():
     assert not CCMap(None, None).handle(cc(1, 0), controls)
 
 
-@pytest.mark.parametrize(("args", "why"), [
-    ((128, 1), "cc_x must be a MIDI controller number 0..127"),
-    ((1, -1), "cc_y must be"),
-    ((1.5, 2), "cc_x must be"),
-    ((7, 7), "both controller 7"),
-    ((1, 2, 16), "channel must be 0..15"),
-    ((1, 2, None, -1.0), "extent must be a positive number"),
-])
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        ((128, 1), "cc_x must be a MIDI controller number 0..127"),
+        ((1, -1), "cc_y must be"),
+        ((1.5, 2), "cc_x must be"),
+        ((7, 7), "both controller 7"),
+        ((1, 2, 16), "channel must be 0..15"),
+        ((1, 2, None, -1.0), "extent must be a positive number"),
+    ],
+)
 def test_cc_map_validation(args, why):
     with pytest.raises(ValueError, match=why):
         CCMap(*args)

@@ -21,6 +21,7 @@ from jack_rig import MidiClock, Performer, Recorder, Transport, connect, wait_fo
 
 from performer.control import ControlState
 from performer.decoder import pattern_for
+from performer.ports import open_output
 from rvae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -167,6 +168,54 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
         assert wait_pulses(rec, loop_steps + 10)
         check_against_pattern(notes_by_pulse(rec.log), pb, loop_steps, bars=1)
         perf.close()
+
+
+def wait_for_output(perf, text: str, timeout: float = 10.0) -> bool:
+    """Poll what the performer has printed until ``text`` appears."""
+    deadline = time.monotonic() + timeout
+    while text not in perf.output():
+        if time.monotonic() > deadline or perf.proc.poll() is not None:
+            return text in perf.output()
+        time.sleep(0.05)
+    return True
+
+
+def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
+    """--cc-x/--cc-y on --midi-in while the performer keeps its own clock: a controller's
+    CC 127 on both axes takes the cursor to the top right corner, (+3, +3) at the default
+    extent; the console says so and that corner's pattern plays."""
+    a, b = (-2.0, -2.0), (3.0, 3.0)
+    pa, loop_steps = expected(CKPT_44, a)
+    pb, _ = expected(CKPT_44, b)
+    assert pa != pb
+    cc = ("--midi-in", "perf-cc-in", "--cc-x", "20", "--cc-y", "21")
+    with (
+        Recorder("rec-cc") as rec,
+        Performer("perf-cc", CKPT_44, "--bpm", "160", "--z", *map(str, a), *cc) as perf,
+        open_output("cc-knobs", "jack") as knobs,
+    ):
+        inp = wait_for_port("perf-cc-in:perf-cc-in", "input", timeout=10)
+        connect(knobs.name, inp)
+        connect(perf.port, "rec-cc:rec-cc")
+        assert wait_for_output(perf, "pattern 1 at z = (-2.00, -2.00)"), perf.output()
+        time.sleep(0.3)
+        perf.send("/rvae/stop")
+        time.sleep(0.2)
+        perf.send("/rvae/start")
+        assert wait_pulses(rec, loop_steps + 10)
+        check_against_pattern(notes_by_pulse(rec.log), pa, loop_steps, bars=1)
+        knobs.send(mido.Message("control_change", channel=0, control=7, value=0))  # not ours: ignored
+        knobs.send(mido.Message("control_change", channel=0, control=20, value=127))
+        knobs.send(mido.Message("control_change", channel=15, control=21, value=127))  # any channel
+        # the console prints a pattern when it takes over (at the next bar at the latest)
+        assert wait_for_output(perf, "at z = (+3.00, +3.00)"), perf.output()
+        perf.send("/rvae/stop")
+        time.sleep(0.2)
+        rec.clear()
+        perf.send("/rvae/start")
+        assert wait_pulses(rec, loop_steps + 10)
+        check_against_pattern(notes_by_pulse(rec.log), pb, loop_steps, bars=1)
+        perf.close()  # a clean exit
 
 
 def test_without_a_display_it_says_so_and_goes_on_headless(jack_server):

@@ -248,6 +248,18 @@ def test_list_ports_lists_the_virtual_ports():
         assert "rvae-test-out:rvae-test-out" not in ports["outputs"]
 
 
+@jack
+def test_rvae_ports_names_sources_and_destinations_by_the_option_that_takes_them(capsys):
+    from rvae.cli import main
+
+    with open_output("rvae-test-out", api="jack"), Recorder("rvae-rec"):
+        assert main(["ports", "--midi-api", "jack"]) == 0
+    text = capsys.readouterr().out
+    sources, _, destinations = text.partition("destinations")
+    assert "--midi-in" in sources and "rvae-test-out:rvae-test-out" in sources
+    assert "--midi-out" in destinations and "rvae-rec:rvae-rec" in destinations
+
+
 # --- an external clock: jack_midi_clock driven by jack_transport --------------------------
 
 

@@ -169,6 +169,31 @@ def test_a_pulse_and_its_notes_reach_each_output_together():
     assert order[2:] == burst + [("audio", t) for _, t in burst]
 
 
+def test_after_a_stall_each_pulse_still_goes_before_its_notes():
+    # A device counting pulses places each note by the pulses before it.
+    player, rec, fake = make_player(FOUR, InternalClock(120.0))
+    player.service()  # start: pulse 0 and the kick
+    rec.got.clear()
+    fake.t += 1.02  # the thread was held up for two beats: 48 pulses and four notes are due
+    player.service()
+    pulses, placed = 0, []
+    for _, m in rec.got:
+        if m.type == "clock":
+            pulses += 1
+        else:
+            placed.append((m.type, m.note, pulses))
+    assert pulses == 48
+    assert placed == [("note_off", 36, 3), ("note_on", 38, 24), ("note_off", 38, 27), ("note_on", 36, 48)]
+
+
+def test_midi_clock_on_the_input_is_not_queued_on_the_internal_clock():
+    # a controller sending CC for the cursor often sends its clock too, all show long
+    player, _, _ = make_player(FOUR, InternalClock(120.0))
+    for _ in range(1000):
+        player.on_midi(mido.Message("clock"), 0.0)
+    assert player.inbox.qsize() == 0
+
+
 def test_tempo_change_keeps_the_phase():
     clock = InternalClock(120.0)
     clock.start(10.0)
