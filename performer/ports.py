@@ -251,7 +251,8 @@ class OutputPort:
                     port._mark_lost("JACK server shut down")
 
             try:
-                self._watch = _JackWatch("rvae-watch", gone)
+                # a name of its own: jack2 clients of one name opening at once on two servers collide
+                self._watch = _JackWatch(f"rvae-watch-{os.getpid()}", gone)
             except OSError as err:  # not fatal: we only lose the early warning
                 logger.warning("cannot watch the JACK server (%s); if it dies, sends may hang", err)
         # a port left open at interpreter exit must not get libjack's callback afterwards

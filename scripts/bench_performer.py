@@ -1,15 +1,20 @@
 """Performer timing on real JACK MIDI ports (dummy driver, -p 128 at 48 kHz: one period is
-2.67 ms), measured by jack_midi_dump with sample-accurate frame stamps. Prints JSON.
+2.67 ms). Prints JSON.
 
 - decode: latency of turning a cursor position into a ready Pattern (decode + make_pattern);
+- frame: the pygame window (dummy video driver) drawing while the cursor moves;
 - internal: ``rvae perform --headless`` on its own clock at 90, 120, 174 BPM; note-on error
-  against the ideal tick time (the tick grid fitted to the clock pulses it sent);
+  against the ideal tick time. The performer logs (-v) when its beat 0 is, on perf_counter's
+  clock; tests/jack_rig.py's TimedCapture stamps each event with the start of the JACK cycle
+  that carried it on the same clock. Also each note against the pulse sent with it, and the
+  pulse-to-pulse jitter, in JACK frames;
 - external: following jack_midi_clock at 90, 120, 174 BPM; note-on error against the pulse
-  it belongs to (with --microtiming 0 every hit is on a pulse);
-- soak: 174 BPM, the cursor moving all the time over OSC; missed ticks, stuck notes;
-- frame: the pygame window (dummy video driver) drawing while the cursor moves.
+  it belongs to (jack_midi_dump's sample-accurate frames; with --microtiming 0 every hit is
+  on a pulse, and leaves when that pulse has arrived: the next cycle);
+- soak: 174 BPM for minutes, the cursor moving 30 times a second over OSC; missed ticks,
+  stuck notes, the same errors; soak_window: the same with the window drawing (offscreen).
 
-Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180]
+Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180] [--window-soak 60]
 """
 
 from __future__ import annotations
@@ -93,13 +98,15 @@ def _origin(output: str) -> float:
     return float(hits[-1])
 
 
-def internal(bpm: float, seconds: float, move: bool = False) -> dict:
-    from jack_rig import Performer, TimedCapture, connect
+def internal(bpm: float, seconds: float, move: bool = False, window: bool = False) -> dict:
+    from jack_rig import MidiDump, Performer, TimedCapture, connect
 
-    with TimedCapture(f"cap-int-{int(bpm)}") as cap:
-        perf = Performer(f"perf-int-{int(bpm)}", CKPT, "--bpm", f"{bpm:g}")
+    name = f"int-{int(bpm)}{'-win' if window else ''}"
+    with TimedCapture(f"cap-{name}") as cap, MidiDump(f"dump-{name}", absolute=True) as dump:
+        perf = Performer(f"perf-{name}", CKPT, "--bpm", f"{bpm:g}", window=window)
         try:
             connect(perf.port, cap.port)
+            connect(perf.port, dump.port)
             time.sleep(0.3)
             perf.send("/rvae/stop")
             time.sleep(0.2)
@@ -116,43 +123,42 @@ def internal(bpm: float, seconds: float, move: bool = False) -> dict:
             output = perf.close()
         time.sleep(0.3)
         captured = cap.close()
-    events = after_last_start(captured["events"])
+        heard = after_last_start(parse_dump(dump.lines()))
     origin = _origin(output)
     tick = 60.0 / (bpm * 24)
-    # Against the ideal tick time itself: pulse n and its notes are meant for origin + n*tick;
-    # each arrives with the JACK cycle that carried it, stamped with that cycle's start on
-    # the same clock (perf_counter). A note belongs to the pulse sent just before it.
-    pulse_err, note_err, n_pulse = [], [], -1
-    for wall, _, b in events:
-        if b == [0xF8]:
-            n_pulse += 1
-            pulse_err.append((wall - origin - n_pulse * tick) * 1000)
-        elif is_note_on(b) and n_pulse >= 0:
-            note_err.append((wall - origin - n_pulse * tick) * 1000)
-    # And against what JACK's frame count says, which no clock can move: each note against
-    # the pulse sent with it (what a synced device hears) and pulse-to-pulse jitter.
-    frames = np.array([f for _, f, b in events if b == [0xF8]], dtype=float)
+    # Timing, against the ideal tick itself: pulse n and its notes are meant for origin +
+    # n*tick; the capture stamps each with the start of the JACK cycle that carried it, on
+    # the same clock. The tick is the nearest one (errors are far below half a tick), so an
+    # event the capture missed (a cycle it was not run for) cannot shift the others.
+    pulse_err, note_err = [], []
+    for wall, _, b in after_last_start(captured["events"]):
+        if b == [0xF8] or is_note_on(b):
+            since = wall - origin
+            (pulse_err if b == [0xF8] else note_err).append((since - round(since / tick) * tick) * 1000)
+    # Completeness, from jack_midi_dump (C, misses nothing) in JACK frames: pulses lost or
+    # late, each note against the pulse sent with it (what a synced device hears), jitter.
+    frames = np.array([f for f, b in heard if b == [0xF8]], dtype=float)
     own, last = [], None
-    for _, f, b in events:
+    for f, b in heard:
         if b == [0xF8]:
             last = f
         elif is_note_on(b) and last is not None:
             own.append((f - last) / RATE * 1000)
-    # a pulse lost anywhere shows as fewer pulses than the ticks up to the last one heard
-    last_tick = round((max(w for w, _, b in events if b == [0xF8]) - origin) / tick) if len(frames) else -1
+    gaps = np.rint(np.diff(frames) / (RATE * tick))
     return {
         "bpm": bpm,
         "seconds": seconds,
+        "window": window,
         "pulses": len(frames),
-        "missed_ticks": last_tick + 1 - len(frames),
+        "missed_ticks": int(np.sum(gaps - 1)),
         "pulse_error": stats(np.abs(pulse_err)),
         "note_on_error": stats(np.abs(note_err)),
         "note_on_error_signed_mean_ms": round(float(np.mean(note_err)), 3) if note_err else None,
         "note_on_vs_own_pulse": stats(own),
         "pulse_interval_jitter": stats(np.abs(np.diff(frames) - RATE * tick) / RATE * 1000),
-        "capture_missed_cycles": captured["missed_cycles"],  # > 0: events may be missing
-        "performer_late_events": _late(output),
-        "stuck_notes": pairing(events),
+        "capture_missed_cycles": captured["missed_cycles"],  # their events are not in the errors
+        "performer_late_events": None if window else _late(output),  # the console prints it
+        "stuck_notes": pairing(heard),
     }
 
 
@@ -247,6 +253,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8.0, help="per tempo")
     ap.add_argument("--soak", type=float, default=180.0, help="soak seconds at 174 BPM")
+    ap.add_argument("--window-soak", type=float, default=60.0, help="seconds at 174 BPM with the window drawing")
     ap.add_argument("--only-soak", action="store_true", help="skip the per-tempo runs")
     args = ap.parse_args()
     from jack_rig import LOCK_PATH, _serve, _take_turn
@@ -268,6 +275,8 @@ def main() -> int:
                 result["external"] = [external(b, args.seconds) for b in (90, 120, 174)]
             if args.soak:
                 result["soak"] = internal(174, args.soak, move=True)
+            if args.window_soak:  # the same with the window drawing 60 frames a second
+                result["soak_window"] = internal(174, args.window_soak, move=True, window=True)
         finally:
             server.close()
     print(json.dumps(result, indent=1))

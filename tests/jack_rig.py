@@ -523,7 +523,7 @@ class Performer:
     output goes to a file, not a pipe: a pipe nobody reads fills during a long soak and
     blocks the performer's console thread."""
 
-    def __init__(self, name: str, ckpt: str | os.PathLike, *args: str) -> None:
+    def __init__(self, name: str, ckpt: str | os.PathLike, *args: str, window: bool = False) -> None:
         from pythonosc.udp_client import SimpleUDPClient
 
         self.name = name
@@ -535,7 +535,7 @@ class Performer:
             "-v",
             "perform",
             str(ckpt),
-            "--headless",
+            *([] if window else ["--headless"]),
             "--midi-api",
             "jack",
             "--midi-out",
@@ -548,6 +548,8 @@ class Performer:
         ]
         self._out = tempfile.TemporaryFile("w+")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if window:  # the real pygame window, drawn offscreen at its 60 frames a second
+            env["SDL_VIDEODRIVER"] = "dummy"
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, text=True, env=env)
         try:
             self.port = wait_for_port(f"{name}:{name}", "output", timeout=30.0)
