@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -327,10 +328,15 @@ def cmd_experiment(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="say more: -v what happens, -vv debugging detail")
+    say_more = "say more: -v what happens, -vv debugging detail"
+    p.add_argument("-v", "--verbose", action="count", default=0, help=say_more)
+    # -v after the command too; SUPPRESS, or the command's default 0 would undo `rvae -v cmd`
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=say_more)
     sub = p.add_subparsers(dest="command", required=True)
+    add_command = functools.partial(sub.add_parser, parents=[verbose])
 
-    t = sub.add_parser("train", help="train a model on folders or files of drum MIDI")
+    t = add_command("train", help="train a model on folders or files of drum MIDI")
     t.add_argument("data", nargs="+", help="MIDI files and folders (searched recursively)")
     t.add_argument("-o", "--output", required=True, help="checkpoint to write, e.g. checkpoints/mine.pt")
     t.add_argument("--force", action="store_true", help="overwrite the checkpoint if it exists")
@@ -352,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--force", action="store_true", help="overwrite existing files")
 
-    g = sub.add_parser("generate", help="decode a point of the latent space into a MIDI clip")
+    g = add_command("generate", help="decode a point of the latent space into a MIDI clip")
     common(g)
     g.add_argument("--z", type=float, nargs="+", metavar="X", help="latent position, e.g. --z 0.5 -1 (default: random)")
     g.add_argument("--seed", type=int, default=0, help="seed for a random z")
@@ -362,13 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--extent", type=float, default=None, help="--grid spans [-E, E]^2 (default 3)")
     writing(g)
 
-    e = sub.add_parser("encode", help="print the latent position of each loop of MIDI files")
+    e = add_command("encode", help="print the latent position of each loop of MIDI files")
     common(e, threshold=False)
     e.add_argument("files", nargs="+")
     e.add_argument("--json", action="store_true")
     e.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
-    i = sub.add_parser("interpolate", help="morph the first loop of A into the first loop of B")
+    i = add_command("interpolate", help="morph the first loop of A into the first loop of B")
     common(i)
     i.add_argument("a")
     i.add_argument("b")
@@ -378,14 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     writing(i)
     i.set_defaults(bpm=None)
 
-    m = sub.add_parser("map", help="draw the decoded latent space as a PNG")
+    m = add_command("map", help="draw the decoded latent space as a PNG")
     common(m)
     m.add_argument("-o", "--output", required=True)
     m.add_argument("--size", type=int, default=30, help="cells per side (default 30, as R-VAE)")
     m.add_argument("--cell", type=int, default=24, help="pixels per cell")
     m.add_argument("--force", action="store_true")
 
-    v = sub.add_parser("eval", help="reconstruction figures on MIDI files")
+    v = add_command("eval", help="reconstruction figures on MIDI files")
     common(v)
     v.add_argument("data", nargs="+")
     v.add_argument("--json", action="store_true")
@@ -398,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
-    f = sub.add_parser("perform", help="play the latent space live, on a MIDI-clock-synced sequencer")
+    f = add_command("perform", help="play the latent space live, on a MIDI-clock-synced sequencer")
     f.add_argument("checkpoint", nargs="?", help="a checkpoint (default: the bundled 4/4 model)")
     f.add_argument("--headless", action="store_true", help="no window: OSC, MIDI CC and these options drive it")
     f.add_argument(
@@ -445,15 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     f.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
 
-    o = sub.add_parser("ports", help="list MIDI ports")
+    o = add_command("ports", help="list MIDI ports")
     o.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
 
-    x = sub.add_parser("experiment", help="run a grid of settings x seeds x folds described in a TOML file")
+    x = add_command("experiment", help="run a grid of settings x seeds x folds described in a TOML file")
     x.add_argument("config", help="experiment TOML, e.g. examples/representation_study.toml")
     x.add_argument("--jobs", type=int, default=None, help="worker processes (default: the config's, else every core)")
     x.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
 
-    n = sub.add_parser("info", help="what a checkpoint holds")
+    n = add_command("info", help="what a checkpoint holds")
     common(n, threshold=False)
     n.add_argument("--json", action="store_true")
     return p
@@ -475,10 +481,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        format=f"rvae {args.command}: %(message)s",
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
-    )
+    logging.basicConfig(format=f"rvae {args.command}: %(message)s", level=logging.WARNING)
+    for ours in ("rvae", "performer"):  # not every library's chatter
+        logging.getLogger(ours).setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
     try:
         return COMMANDS[args.command](args)
     except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError, OSError) as e:

@@ -114,7 +114,7 @@ _CLASS_KEYS = ("name", "out", "notes")  # DrumClass's fields
 
 def _is_note(x: object) -> bool:
     # ints, and strings of digits as int() always read them; not bools, not floats like 36.5
-    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, str) and x.strip().isdigit())
+    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, str) and x.strip().isdecimal())
 
 
 def _check_keys(d: dict, allowed: tuple[str, ...], label: str, required: tuple[str, ...] | None = None) -> None:

@@ -126,18 +126,25 @@ def internal(bpm: float, seconds: float, move: bool = False, window: bool = Fals
         heard = after_last_start(parse_dump(dump.lines()))
     origin = _origin(output)
     tick = 60.0 / (bpm * 24)
-    # Timing, against the ideal tick itself: pulse n and its notes are meant for origin +
-    # n*tick; the capture stamps each with the start of the JACK cycle that carried it, on
-    # the same clock. The tick is the nearest one (errors are far below half a tick), so an
-    # event the capture missed (a cycle it was not run for) cannot shift the others.
-    pulse_err, note_err = [], []
-    for wall, _, b in after_last_start(captured["events"]):
-        if b == [0xF8] or is_note_on(b):
-            since = wall - origin
-            (pulse_err if b == [0xF8] else note_err).append((since - round(since / tick) * tick) * 1000)
     # Completeness, from jack_midi_dump (C, misses nothing) in JACK frames: pulses lost or
     # late, each note against the pulse sent with it (what a synced device hears), jitter.
     frames = np.array([f for f, b in heard if b == [0xF8]], dtype=float)
+    # Timing, against the ideal tick itself: pulse n and its notes are meant for origin +
+    # n*tick; the capture stamps each with the start of the JACK cycle that carried it, on
+    # the same clock. Pulses are numbered by count since Start and a note takes the number
+    # of the pulse before it, so a late event shows however late it is. Only if the capture
+    # missed a cycle (and so maybe a pulse) are events numbered by their nearest tick,
+    # which would fold an error beyond half a tick back: the report says which was used.
+    captured_events = after_last_start(captured["events"])
+    by_count = sum(b == [0xF8] for *_, b in captured_events) == len(frames) and not captured["missed_cycles"]
+    pulse_err, note_err, n = [], [], -1
+    for wall, _, b in captured_events:
+        since = wall - origin
+        if b == [0xF8]:
+            n += 1
+        if b == [0xF8] or is_note_on(b):
+            k = n if by_count else round(since / tick)
+            (pulse_err if b == [0xF8] else note_err).append((since - k * tick) * 1000)
     own, last = [], None
     for f, b in heard:
         if b == [0xF8]:
@@ -154,6 +161,10 @@ def internal(bpm: float, seconds: float, move: bool = False, window: bool = Fals
         "pulse_error": stats(np.abs(pulse_err)),
         "note_on_error": stats(np.abs(note_err)),
         "note_on_error_signed_mean_ms": round(float(np.mean(note_err)), 3) if note_err else None,
+        "error_range_ms": [round(float(min(pulse_err + note_err)), 3), round(float(max(pulse_err + note_err)), 3)]
+        if pulse_err
+        else None,
+        "ticks_numbered": "by count" if by_count else "by nearest tick (the capture missed a cycle)",
         "note_on_vs_own_pulse": stats(own),
         "pulse_interval_jitter": stats(np.abs(np.diff(frames) - RATE * tick) / RATE * 1000),
         "capture_missed_cycles": captured["missed_cycles"],  # their events are not in the errors

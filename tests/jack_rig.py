@@ -411,34 +411,56 @@ class TimedCapture:
     cycle), and the JACK server does not wait for a late client; in the benchmark's own
     process, contention for the GIL made it miss cycles, and their events with them.
 
-    The cycle start is JACK's own (``jack_get_cycle_times``, on CLOCK_MONOTONIC_RAW),
+    The cycle start is JACK's own (``jack_get_cycle_times``, on jack_get_time's clock),
     carried over to perf_counter's clock in the callback, so the time the callback takes
     to start is not counted. ``close()`` returns {"events": [[start_s, frame, [bytes]]...],
     "cycles": n, "missed_cycles": gaps in the frame count, events in them are lost}."""
 
     def __init__(self, name: str = "rvae-timed") -> None:
         self._out = tempfile.NamedTemporaryFile("w+", prefix="capture-", suffix=".json", delete=False)
+        self._result: dict | None = None
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "capture", name, self._out.name], stdin=subprocess.DEVNULL
+            [sys.executable, __file__, "capture", name, self._out.name],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        self.port = wait_for_port(f"{name}:in", "input", timeout=10.0)
+        try:
+            self.port = wait_for_port(f"{name}:in", "input", timeout=10.0)
+        except LookupError:
+            self._stop_child()
+            raise AssertionError(f"the capture client {name} did not come up: {self.proc.stderr.read()}") from None
+
+    def _stop_child(self) -> tuple[int, str]:
+        _stop(self.proc, signal.SIGINT)
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        return self.proc.returncode, err
 
     def close(self) -> dict:
+        """Stop the capture and return what it heard (again on a second call)."""
         import json
 
-        _stop(self.proc, signal.SIGINT)
-        with open(self._out.name) as f:
-            text = f.read()
-        self._out.close()
-        os.unlink(self._out.name)
-        return json.loads(text) if text else {"events": [], "cycles": 0, "missed_cycles": 0}
+        if self._result is None:
+            code, err = self._stop_child()
+            with open(self._out.name) as f:
+                text = f.read()
+            self._out.close()
+            os.unlink(self._out.name)
+            if code != 0 or not text:
+                raise AssertionError(f"the capture process failed (exit {code}): {err}")
+            self._result = json.loads(text)
+        return self._result
 
     def __enter__(self) -> TimedCapture:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.proc.poll() is None:
-            self.close()
+        if self._result is None:
+            try:
+                self.close()
+            except AssertionError:
+                pass  # already failing, or closed by an interrupt: only clean up
 
 
 def _capture(name: str, out_path: str) -> None:
@@ -466,8 +488,12 @@ def _capture(name: str, out_path: str) -> None:
     lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p] * 5
     for fn in ("jack_activate", "jack_deactivate", "jack_client_close"):
         getattr(lib, fn).argtypes = [ctypes.c_void_p]
+    # end with the parent, even one killed outright: SIGINT, which sigwait below takes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
     status = ctypes.c_int(0)
-    client = lib.jack_client_open(name.encode(), 0x01, ctypes.byref(status))
+    # 0x01 JackNoStartServer | 0x02 JackUseExactName: never another server, never "NAME-01"
+    # (which would leave a stray capture of this name to be measured instead)
+    client = lib.jack_client_open(name.encode(), 0x03, ctypes.byref(status))
     if not client:
         raise SystemExit(f"jack_client_open({name}) failed (status 0x{status.value:x})")
     port = lib.jack_port_register(client, b"in", b"8 bit raw midi", 0x1, 0)
@@ -484,9 +510,11 @@ def _capture(name: str, out_path: str) -> None:
 
     def process(nframes: int, _arg) -> int:
         now, now_raw = time.perf_counter(), lib.jack_get_time()
-        lib.jack_get_cycle_times(client, *out)
-        began = now - (now_raw - start.value) / 1e6
         state["cycles"] += 1
+        if lib.jack_get_cycle_times(client, *out) != 0:
+            state["missed_cycles"] += 1  # no time for this cycle: its events stay out
+            return 0
+        began = now - (now_raw - start.value) / 1e6
         if state["last"] is not None and frames.value - state["last"] != nframes:
             state["missed_cycles"] += (frames.value - state["last"]) // nframes - 1
         state["last"] = frames.value

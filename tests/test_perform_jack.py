@@ -154,20 +154,21 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
     with Recorder("rec-osc") as rec, Performer("perf-osc", CKPT_44, "--bpm", "160", "--z", *map(str, a)) as perf:
         connect(perf.port, "rec-osc:rec-osc")
         time.sleep(0.3)
-        perf.send("/rvae/stop")
-        time.sleep(0.2)
-        perf.send("/rvae/start")
-        assert wait_pulses(rec, loop_steps + 10)
-        check_against_pattern(notes_by_pulse(rec.log), pa, loop_steps, bars=1)
+        restart_and_check_first_bar(perf, rec, pa, loop_steps)
         perf.send("/rvae/xy", *b)
         time.sleep(0.3)  # decoded within milliseconds; takes over at the next bar
-        perf.send("/rvae/stop")
-        time.sleep(0.2)
-        rec.clear()
-        perf.send("/rvae/start")
-        assert wait_pulses(rec, loop_steps + 10)
-        check_against_pattern(notes_by_pulse(rec.log), pb, loop_steps, bars=1)
+        restart_and_check_first_bar(perf, rec, pb, loop_steps)
         perf.close()
+
+
+def restart_and_check_first_bar(perf, rec, pattern, loop_steps: int) -> None:
+    """Stop and start over OSC; the first bar after Start plays ``pattern`` on its pulses."""
+    perf.send("/rvae/stop")
+    time.sleep(0.2)
+    rec.clear()
+    perf.send("/rvae/start")
+    assert wait_pulses(rec, loop_steps + 10)
+    check_against_pattern(notes_by_pulse(rec.log), pattern, loop_steps, bars=1)
 
 
 def wait_for_output(perf, text: str, timeout: float = 10.0) -> bool:
@@ -199,22 +200,13 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
         connect(perf.port, "rec-cc:rec-cc")
         assert wait_for_output(perf, "pattern 1 at z = (-2.00, -2.00)"), perf.output()
         time.sleep(0.3)
-        perf.send("/rvae/stop")
-        time.sleep(0.2)
-        perf.send("/rvae/start")
-        assert wait_pulses(rec, loop_steps + 10)
-        check_against_pattern(notes_by_pulse(rec.log), pa, loop_steps, bars=1)
+        restart_and_check_first_bar(perf, rec, pa, loop_steps)
         knobs.send(mido.Message("control_change", channel=0, control=7, value=0))  # not ours: ignored
         knobs.send(mido.Message("control_change", channel=0, control=20, value=127))
         knobs.send(mido.Message("control_change", channel=15, control=21, value=127))  # any channel
         # the console prints a pattern when it takes over (at the next bar at the latest)
         assert wait_for_output(perf, "at z = (+3.00, +3.00)"), perf.output()
-        perf.send("/rvae/stop")
-        time.sleep(0.2)
-        rec.clear()
-        perf.send("/rvae/start")
-        assert wait_pulses(rec, loop_steps + 10)
-        check_against_pattern(notes_by_pulse(rec.log), pb, loop_steps, bars=1)
+        restart_and_check_first_bar(perf, rec, pb, loop_steps)
         perf.close()  # a clean exit
 
 

@@ -136,17 +136,18 @@ def test_internal_clock_sends_24_pulses_per_beat_on_time_and_pairs_notes():
     assert sorted(offs) == [36, 36, 38, 38]
 
 
-def test_lead_sends_everything_that_much_early_and_counts_nothing_late():
+@pytest.mark.parametrize("lead", [0.0013, 0.03])  # 0.03 s: more than the look-ahead at 120 BPM
+def test_lead_sends_everything_that_much_early_and_counts_nothing_late(lead):
     # On JACK the port holds each message to the next cycle: half a period early lands it on
     # the nearest cycle boundary. Beat 0 moves by the lead too, so it is not sent late.
-    player, rec, fake = make_player(FOUR, InternalClock(120.0), lead=0.0013)
+    player, rec, fake = make_player(FOUR, InternalClock(120.0), lead=lead)
     run_for(player, fake, 2.0 - 1e-4, dt=0.0001)
     beat0 = player.clock.t0
-    assert beat0 == pytest.approx(100.0 + 0.0013)
+    assert beat0 == pytest.approx(100.0 + lead)
     clocks = [t - beat0 for t, m in rec.got if m.type == "clock"]
-    assert np.allclose(clocks, np.arange(len(clocks)) * 0.5 / PPQN - 0.0013, atol=2e-4)
+    assert np.allclose(clocks, np.arange(len(clocks)) * 0.5 / PPQN - lead, atol=2e-4)
     ons = [t - beat0 for t, m in rec.got if m.type == "note_on"]
-    assert np.allclose(ons, [-0.0013, 0.4987, 0.9987, 1.4987], atol=2e-4)
+    assert np.allclose(ons, np.array([0.0, 0.5, 1.0, 1.5]) - lead, atol=2e-4)
     assert player.late == 0
 
 
