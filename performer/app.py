@@ -67,6 +67,10 @@ class PerformConfig:
             raise ValueError(f"--threshold {self.threshold:g}: choose 0 to 1")
         if not 0 <= self.microtiming <= 100:
             raise ValueError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
+        if not self.gate > 0:
+            raise ValueError(f"--gate {self.gate:g}: a note must last more than 0 beats")
+        if not self.noise >= 0:
+            raise ValueError(f"--noise {self.noise:g}: choose 0 or more (latent units)")
         for flag, cc in (("--cc-x", self.cc_x), ("--cc-y", self.cc_y)):
             if cc is not None and not 0 <= cc <= 127:
                 raise ValueError(f"{flag} {cc}: MIDI controller numbers are 0 to 127")
@@ -161,8 +165,15 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
                 if cc is not None and msg.type == "control_change":
                     cc.handle(msg, controls)
 
-            inp = ports.open_input(cfg.midi_in or "rvae-in", cfg.midi_api, on_input)
+            # the API the output opened with, so the ALSA-less fallback to JACK holds for input too
+            api = cfg.midi_api or (out.api if out is not None else None)
+            inp = ports.open_input(cfg.midi_in or "rvae-in", api, on_input)
             opened.append(inp)
+            if cfg.midi_in and inp.virtual:
+                say(
+                    f"no MIDI source's name contains {cfg.midi_in!r}: made the input {inp.name}; "
+                    "connect your clock or controller to it"
+                )
             port_text += f"  in: {inp.name}"
             player.ports = port_text
         worker = DecodeWorker(ckpt, controls, mailbox, lambda: player.view)
@@ -198,6 +209,7 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
             z = controls.get().z
             if recording is not None:
                 recording.move(z, player.view.beat)
+                recording.tempo(player.view.bpm)  # set, or followed
             if cursor_out is not None:
                 cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
 

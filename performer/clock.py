@@ -85,6 +85,8 @@ class MidiClockFollower:
         self.intervals: deque[float] = deque(maxlen=PPQN)  # the last beat's pulse intervals
         self.timeout_beats = timeout_beats
         self.located = False  # Start / Continue / Song Position moved the playhead: the player relocates
+        self.transport_seen = False  # any Start, Continue, Stop or Song Position so far
+        self._loose = 0  # pulses heard while stopped, before any transport message
 
     @property
     def period(self) -> float:
@@ -104,7 +106,17 @@ class MidiClockFollower:
             self.stamp = stamp
             if self.running:
                 self.pulse += 1
+            elif not self.transport_seen:
+                # Joining a clock that is already running (or one that never sends Start):
+                # after a beat of pulses, play along, bar 1 from the next pulse. After a Stop
+                # this never happens: many DAWs keep sending pulses while stopped.
+                self._loose += 1
+                if self._loose >= PPQN:
+                    self.running, self.pulse, self.located = True, -1, True
+                    logger.warning("MIDI clock without a Start: playing along, bar 1 from now")
             return kind
+        if kind in ("start", "continue", "stop", "songpos"):
+            self.transport_seen = True
         if kind == "start":
             self.running, self.pulse, self.located = True, -1, True
             return kind
@@ -182,6 +194,7 @@ class Player:
         self._order = 0
         self._sounding: dict[int, int] = {}  # note -> serial of the note-on that holds it
         self._scheduled = 0.0  # beats before this have been asked of the sequencer
+        self._from = 0.0  # the beat playing started (or relocated) at
         self._next_tick = 0
         self._state = controls.get()
         self._silenced = False  # external clock timed out
@@ -221,7 +234,8 @@ class Player:
         self.clock.start(now + self.lead)  # so that beat 0 too can leave ``lead`` early
         self._started = self.clock.t0
         self.seq.locate(0.0)
-        self._scheduled, self._next_tick, self._playing = 0.0, 0, True
+        # from a beat back, for bar 1's early hits: they go at once, with Start
+        self._scheduled, self._next_tick, self._playing, self._from = -1.0, 0, True, 0.0
         if self.send_clock:
             self._send(START)
 
@@ -270,8 +284,9 @@ class Player:
             elif f.located:
                 f.located = False
                 self.silence()
-                self.seq.locate((f.pulse + 1) / PPQN)
-                self._scheduled = (f.pulse + 1) / PPQN
+                self._from = (f.pulse + 1) / PPQN
+                self.seq.locate(self._from)
+                self._scheduled = self._from - 1.0  # early hits of the first step too
                 self._playing = f.running
             elif kind == "clock" and f.running:
                 pulsed = True
@@ -326,7 +341,7 @@ class Player:
                 break
             heapq.heappop(self._heap)
             self._pulses(now, beat)  # after a stall too, each pulse still goes before its notes
-            if now - due > 0.001:
+            if now - due > 0.001 and beat >= self._from:  # an early hit before a start cannot be on time
                 self.late += 1
             if kind == 1:
                 if note in self._sounding:
@@ -378,7 +393,8 @@ class Player:
             )
         )
         beat = max(0.0, c.beat_at(now)) if self._playing else self.view.beat
-        self.view = PlayerView(beat, c.bpm, c.kind, state, self.ports, self.seq.pattern, self.late, 0)
+        ports = self.ports + ("  (MIDI out LOST)" if any(getattr(o, "lost", False) for o in self.outputs) else "")
+        self.view = PlayerView(beat, c.bpm, c.kind, state, ports, self.seq.pattern, self.late, 0)
 
     def run(self) -> None:
         _realtime_priority()

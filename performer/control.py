@@ -11,7 +11,7 @@ OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its out
 ``/rvae/xy x y``            the cursor in latent units, clamped to ±extent
 ``/rvae/threshold t``       0..1, clamped (a fader's overshoot is not an error)
 ``/rvae/noise n``           n >= 0 latent units; negative is rejected
-``/rvae/mute i [on]``       kit class i: one argument toggles, a second 0/1 sets
+``/rvae/mute i [on]``       kit class i, from 1 as keys 1-9 and --mute: one argument toggles, a second 0/1 sets
 ``/rvae/start``             run (internal clock)
 ``/rvae/stop``              stop
 ``/rvae/panic``             note-offs and All Notes Off now
@@ -409,10 +409,10 @@ class OscServer:
 
     def _mute(self, *args: Any) -> None:
         _arity(args, 1, 2)
-        i = _integer(args[0])
+        i = _integer(args[0]) - 1  # counted from 1, as the keys and --mute count
         if i < 0 or (self.instruments is not None and i >= self.instruments):
-            top = "" if self.instruments is None else f"..{self.instruments - 1}"
-            raise _Malformed(f"instrument must be 0{top}, got {i}")
+            top = "" if self.instruments is None else f"..{self.instruments}"
+            raise _Malformed(f"instrument must be 1{top}, got {i + 1}")
         if len(args) == 1:
             self.controls.toggle_mute(i)
             return

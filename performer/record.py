@@ -2,7 +2,8 @@
 
 ``Recording`` is an output like the MIDI port: the clock thread hands it every message it
 sends, and it only appends (time, message) to a list. ``save`` writes, atomically, a MIDI
-file at the performance's tempo (notes where they actually left, clock messages dropped)
+file at the performance's tempo — set or followed, with its changes (``tempo``) — (notes
+where they actually left, clock messages dropped)
 and, beside it, ``NAME.cursor.csv``: time, beat and z of every cursor move, so that a
 performance can be reviewed and replayed (``rvae generate --z`` at any row).
 """
@@ -29,6 +30,7 @@ class Recording:
         self.t0: float | None = None
         self.events: list[tuple[float, mido.Message]] = []
         self.cursor: list[tuple[float, float, tuple[float, ...]]] = []  # (time, beat, z)
+        self.tempi: list[tuple[float, float]] = []  # (time, bpm) where the tempo moved
 
     def send(self, msg: mido.Message) -> None:
         """Called from the clock thread: one append, no I/O."""
@@ -46,21 +48,36 @@ class Recording:
         if not self.cursor or self.cursor[-1][2] != tuple(z):
             self.cursor.append((t, beat, tuple(z)))
 
+    def tempo(self, bpm: float) -> None:
+        """The clock's tempo now (the app passes it as the cursor's); a followed clock's
+        estimate wobbles by tenths of a BPM, so only moves of half a BPM are kept."""
+        if not self.tempi or abs(self.tempi[-1][1] - bpm) >= 0.5:
+            self.tempi.append((self.now(), bpm))
+
     def save(self, ticks_per_quarter: int = 480) -> tuple[Path, Path]:
         t0 = self.t0 or 0.0
-        per_second = self.bpm / 60.0 * ticks_per_quarter
         num, den = self.time_signature
+        before = [b for t, b in self.tempi if t <= t0]  # the tempo in force when the first message left
+        first = before[-1] if before else (self.tempi[0][1] if self.tempi else self.bpm)
         track = mido.MidiTrack(
             [
                 mido.MetaMessage("track_name", name="rvae performance", time=0),
-                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(self.bpm), time=0),
+                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(first), time=0),
                 mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0),
             ]
         )
+        # seconds -> ticks through the tempo in force: (since, tick there, bpm) per segment
+        seg_t, seg_tick, bpm = t0, 0.0, first
+        changes = [(t, b) for t, b in self.tempi[1:] if t > t0]
+        timeline = sorted([(t, 0, b) for t, b in changes] + [(t, 1, m) for t, m in self.events], key=lambda x: x[:2])
         now = 0
-        for t, msg in self.events:
-            tick = max(now, round((t - t0) * per_second))
-            track.append(msg.copy(time=tick - now))
+        for t, kind, what in timeline:
+            tick = max(now, round(seg_tick + (t - seg_t) * bpm / 60.0 * ticks_per_quarter))
+            if kind == 0:
+                seg_t, seg_tick, bpm = t, seg_tick + (t - seg_t) * bpm / 60.0 * ticks_per_quarter, what
+                track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(what), time=tick - now))
+            else:
+                track.append(what.copy(time=tick - now))
             now = tick
         mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_quarter, tracks=[track])
         write_atomic(self.path, mid.save)

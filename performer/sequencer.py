@@ -111,6 +111,7 @@ class Sequencer:
     _segments: list[_Segment] = field(default_factory=list)
     _decided: float = 0.0  # grid positions before this have a pattern fixed
     _pending: Pattern | None = None
+    _floor: float = -math.inf  # the last locate: grid positions before it never play
 
     def __post_init__(self) -> None:
         if self.swap not in SWAP_MODES:
@@ -121,16 +122,19 @@ class Sequencer:
     def offer(self, pattern: Pattern) -> None:
         """A new pattern; it takes over at the next free boundary of the swap mode."""
         if not self._segments:
-            self._segments = [_Segment(-math.inf, pattern)]
+            self._segments = [_Segment(self._floor, pattern)]
             self.pattern = pattern
         else:
             self._pending = pattern
 
     def locate(self, beat: float) -> None:
-        """Jump: nothing before ``beat`` has been looked at; a pending pattern starts now."""
+        """Jump: nothing before ``beat`` has been looked at; a pending pattern starts now.
+        Grid positions before ``beat`` never play; those at or after it do, early hits too:
+        ask from before ``beat`` (``events(beat - 1, ...)``) to hear a first kick played early."""
         current = self._pending or (self._segments[-1].pattern if self._segments else self.pattern)
         self._pending = None
-        self._segments = [_Segment(-math.inf, current)] if current is not None else []
+        self._floor = beat
+        self._segments = [_Segment(beat, current)] if current is not None else []
         self.pattern = current
         self._decided = beat
 

@@ -117,16 +117,17 @@ def test_start_after_stop_and_button_release_is_ignored(controls, client):
 
 
 def test_mute_toggles_with_one_argument_and_sets_with_two(controls, client):
-    client.send_message("/rvae/mute", 2)
-    wait_for(lambda: controls.get().mutes == {2})
-    client.send_message("/rvae/mute", 2.0)  # TouchOSC sends floats
+    # counted from 1 like keys 1-9 and --mute: /rvae/mute 1 is the kick, kit class 0
+    client.send_message("/rvae/mute", 1)
+    wait_for(lambda: controls.get().mutes == {0})
+    client.send_message("/rvae/mute", 1.0)  # TouchOSC sends floats
     wait_for(lambda: controls.get().mutes == frozenset())
     client.send_message("/rvae/mute", [3, 1])
     client.send_message("/rvae/mute", [3, 1])  # setting is idempotent, toggling is not
     client.send_message("/rvae/mute", [5, True])
-    wait_for(lambda: controls.get().mutes == {3, 5})
+    wait_for(lambda: controls.get().mutes == {2, 4})
     client.send_message("/rvae/mute", [3, 0.0])
-    wait_for(lambda: controls.get().mutes == {5})
+    wait_for(lambda: controls.get().mutes == {4})
 
 
 def test_panic_counts_every_request(controls, client):
@@ -174,6 +175,7 @@ def test_bundle_with_a_future_time_tag_is_applied_now(controls, client):
         ("/rvae/swap", 1),
         ("/rvae/mute", None),
         ("/rvae/mute", -1),
+        ("/rvae/mute", 0),  # counted from 1
         ("/rvae/mute", 1.5),
         ("/rvae/mute", [1, 2]),
         ("/rvae/mute", [1, "on"]),
@@ -228,8 +230,8 @@ def test_garbage_datagrams_do_not_stop_the_server(controls, server, client):
 def test_out_of_range_mute_with_a_known_kit_size(controls):
     with OscServer(controls, port=0, instruments=4) as srv:
         c = SimpleUDPClient("127.0.0.1", srv.port)
+        c.send_message("/rvae/mute", 5)  # a 4-class kit has 1..4
         c.send_message("/rvae/mute", 4)
-        c.send_message("/rvae/mute", 3)
         wait_for(lambda: controls.get().mutes == {3})
         c.close()
 

@@ -56,6 +56,22 @@ def test_early_hit_of_the_next_loop_sounds_before_the_bar_line():
     assert len(ev) == 1 and ev[0].beat == pytest.approx(4 - 0.25 / 24)
 
 
+def test_after_locate_the_first_steps_early_hit_plays_and_the_loop_before_does_not():
+    p = make_pattern(groove([(0, 0, 100, -0.5), (1, 90, 90, 0)]))  # early kick; a snare late in the bar
+    seq = Sequencer(p)
+    seq.locate(0.0)
+    ev = seq.events(-1.0, 0.5)
+    assert [(e.note, e.beat) for e in ev] == [(36, pytest.approx(-0.25 / 24))]  # not the snare at -0.25
+
+
+def test_bar_one_opens_with_its_early_kick_at_start():
+    p = make_pattern(groove([(0, 0, 100, -0.5), (1, 24, 90, 0)]))
+    player, rec, fake = make_player(p, InternalClock(120.0))
+    run_for(player, fake, 1.0)
+    assert [m.note for _, m in rec.got if m.type == "note_on"][:2] == [36, 38]
+    assert player.late == 0  # it cannot leave before the start: not counted as late
+
+
 def test_microtiming_zero_puts_hits_on_the_grid_and_mutes_silence():
     g = groove([(0, 0, 100, 0.8), (2, 6, 70, -0.6)])
     p = make_pattern(g, microtiming=0.0)
@@ -242,6 +258,29 @@ def test_following_midi_clock_puts_hits_on_their_pulses():
     assert ons[3][0] == pytest.approx(pulse_times[96], abs=1e-4)  # bar 2
 
 
+def test_joining_a_running_clock_plays_along_after_a_beat_but_not_after_a_stop():
+    # connected after the source sent its Start (or to one that never sends it)
+    p = make_pattern(groove([(0, 0, 100, 0), (1, 24, 90, 0)]))
+    player, rec, fake = make_player(p, MidiClockFollower())
+    period = 0.5 / PPQN
+    pulse_times = []
+    for _ in range(3 * PPQN):
+        pulse_times.append(fake.t)
+        player.on_midi(mido.Message("clock"), fake.t)
+        run_for(player, fake, period, dt=period / 8)
+    ons = [(t, m.note) for t, m in rec.got if m.type == "note_on"]
+    assert [n for _, n in ons] == [36, 38]  # bar 1 from the pulse after the first beat
+    assert ons[0][0] == pytest.approx(pulse_times[PPQN], abs=1e-4)
+    assert ons[1][0] == pytest.approx(pulse_times[2 * PPQN], abs=1e-4)
+    # a DAW that stopped keeps sending pulses: a Stop is obeyed however long they go on
+    player.on_midi(mido.Message("stop"), fake.t)
+    rec.got.clear()
+    for _ in range(3 * PPQN):
+        player.on_midi(mido.Message("clock"), fake.t)
+        run_for(player, fake, period, dt=period / 8)
+    assert not [m for _, m in rec.got if m.type == "note_on"]
+
+
 def test_midi_stop_silences_and_start_restarts_at_bar_one():
     p = make_pattern(groove([(0, 0, 100, 0), (1, 12, 90, 0)]))
     player, rec, fake = make_player(p, MidiClockFollower(), gate=0.9)
@@ -283,3 +322,13 @@ def test_waiting_for_a_late_pulse_does_not_spin():
     feed_pulses(player, fake, 3, 0.5 / PPQN)
     fake.t += 3 * 0.5 / PPQN  # the next pulse is late: the hit on it must wait, not busy-loop
     assert player.service() > fake.t
+
+
+def test_a_lost_port_shows_in_the_status():
+    player, rec, _ = make_player(FOUR, InternalClock(120.0))
+    player.ports = "out: rvae (jack)"
+    player.service()
+    assert "LOST" not in player.view.ports
+    rec.lost = True  # as OutputPort says after a failed send or the JACK server's death
+    player.service()
+    assert player.view.ports == "out: rvae (jack)  (MIDI out LOST)"
