@@ -11,7 +11,7 @@ write_midi([groove] * 4, "clip.mid", bpm=96)
 
 from rvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
-from rvae.generate import decode, decode_probs, encode, interpolate, latent_map, map_image
+from rvae.generate import decode, decode_probs, encode, eval_loops, interpolate, latent_map, map_image
 from rvae.grid import Grid
 from rvae.groove import Groove
 from rvae.kit import KITS, Kit, load_kit
@@ -36,6 +36,7 @@ __all__ = [
     "decode",
     "decode_probs",
     "encode",
+    "eval_loops",
     "evaluate",
     "interpolate",
     "latent_map",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from rvae.dataset import DataConfig
 from rvae.grid import Grid
 from rvae.kit import Kit
 from rvae.midi_io import write_atomic
@@ -43,6 +44,12 @@ class Checkpoint:
     latents: torch.Tensor | None = None  # (N, latent) posterior means of the training loops
     sources: list[str] = field(default_factory=list)  # "file.mid bar 3" for each latent
     path: Path | None = None
+
+    @property
+    def min_onsets(self) -> int:
+        """Training dropped loops with fewer hits; ``rvae eval`` drops them too. Checkpoints
+        that do not say (trained from a hand-made Dataset) get the default."""
+        return int(self.data_config.get("min_onsets", DataConfig.min_onsets))
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:

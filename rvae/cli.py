@@ -18,6 +18,7 @@ import numpy as np
 
 from rvae.checkpoint import CheckpointError, load_checkpoint
 from rvae.dataset import DataConfig, find_midi_files
+from rvae.generate import MIN_CELL
 from rvae.midi_io import MidiReadError, write_midi
 from rvae.model import VAEConfig
 from rvae.train import NoDataError, TrainConfig
@@ -62,7 +63,10 @@ def _add_config(parser: argparse.ArgumentParser, cls) -> None:
         if t is bool:
             group.add_argument(flag, action="store_true", help=HELP.get(f.name))
         else:
-            group.add_argument(flag, type=t, default=f.default, help=HELP.get(f.name, "") + f" (default: {f.default})")
+            text = HELP.get(f.name, "")
+            if "(default" not in text:  # some say what their default None means
+                text += f" (default: {f.default})"
+            group.add_argument(flag, type=t, default=f.default, help=text.strip())
 
 
 def _config(cls, args: argparse.Namespace):
@@ -103,17 +107,37 @@ def cmd_train(args) -> int:
         f"at epoch {s['best_epoch']} ({s['monitored']}{val}); {s['stopped']}"
     )
     print(f"wrote {out}")
+    if s["stopped"].startswith("interrupted"):  # Ctrl-C: the best model so far is written, but say it was cut short
+        _say(f"interrupted: kept the best model so far (epoch {s['best_epoch']}) in {out}")
+        return 130
     return 0
 
 
-def _z_arg(args, ckpt) -> np.ndarray:
+def _check_threshold(args) -> None:
+    if not 0 <= args.threshold <= 1:
+        raise ValueError(f"--threshold {args.threshold:g}: choose 0 to 1 (an onset probability)")
+
+
+def _check_writing(args) -> None:
+    """The options of ``writing``: --bpm (None: the file's) and --microtiming."""
+    if args.bpm is not None and not (math.isfinite(args.bpm) and args.bpm > 0):
+        raise ValueError(f"--bpm {args.bpm:g}: the tempo must be above 0")
+    if not 0 <= args.microtiming <= 100:
+        raise ValueError(f"--microtiming {args.microtiming:g}: choose 0 to 100 (percent)")
+
+
+def _z_arg(args, ckpt) -> tuple[np.ndarray, int | None]:
+    """The latent point to decode, and the seed it was drawn with (None: given by --z)."""
     d = ckpt.model.config.latent_dim
     if args.z is not None:
         if not min(2, d) <= len(args.z) <= d:
             want = f"{d}" if d <= 2 else f"2 to {d}"
             raise ValueError(f"--z takes {want} numbers for this model (its z has {d} dimensions)")
-        return np.array(args.z, np.float32)
-    return np.random.default_rng(args.seed).standard_normal(ckpt.model.config.latent_dim).astype(np.float32)
+        if not all(map(math.isfinite, args.z)):
+            raise ValueError(f"--z {' '.join(f'{v:g}' for v in args.z)}: give finite numbers")
+        return np.array(args.z, np.float32), None
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))  # fresh each run
+    return np.random.default_rng(seed).standard_normal(d).astype(np.float32), seed
 
 
 def cmd_generate(args) -> int:
@@ -121,31 +145,33 @@ def cmd_generate(args) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
-    if args.bpm <= 0:
-        raise ValueError(f"--bpm {args.bpm:g}: the tempo must be above 0")
+    _check_threshold(args)
+    _check_writing(args)
     if args.grid is not None:
+        extent = MAP_EXTENT if args.extent is None else args.extent
         if args.grid < 1:
             raise ValueError(f"--grid {args.grid}: give the number of clips per side, 1 or more")
+        if not (math.isfinite(extent) and extent > 0):
+            raise ValueError(f"--extent {extent:g}: give a distance above 0")
         if out.is_file():
             raise ValueError(f"--grid writes a folder of clips, but -o {out} is a file")
-        pts = grid_points(args.grid, args.extent or MAP_EXTENT).reshape(-1, 2)
-        names = grid_names(args.grid, args.extent or MAP_EXTENT)
+        pts = grid_points(args.grid, extent).reshape(-1, 2)
+        names = grid_names(args.grid, extent)
         for name in names:
             _may_write(out / name, args.force)
         for name, g in zip(names, decode(ckpt, pts, args.threshold, args.bpm), strict=True):
             write_midi([g] * args.loops, out / name, args.bpm, microtiming=args.microtiming / 100)
-        print(
-            f"wrote {len(pts)} clips ({args.grid}x{args.grid} over [-{args.extent or MAP_EXTENT:g}, "
-            f"{args.extent or MAP_EXTENT:g}]^2) to {out}/"
-        )
+        span = f"over [-{extent:g}, {extent:g}]^2" if args.grid > 1 else "at the centre, z = (0, 0)"
+        print(f"wrote {len(pts)} clip(s) ({args.grid}x{args.grid} {span}) to {out}/")
         return 0
-    z = _z_arg(args, ckpt)
+    z, seed = _z_arg(args, ckpt)
     _may_write(out, args.force)
     g = decode(ckpt, z, args.threshold, args.bpm)
     write_midi([g] * args.loops, out, args.bpm, microtiming=args.microtiming / 100)
     zs = " ".join(f"{v:.3f}" for v in z)
+    drawn = f" (random: --seed {seed} draws it again)" if seed is not None else ""
     print(
-        f"wrote {out}: z = ({zs}), {g.n_onsets} hits per loop, "
+        f"wrote {out}: z = ({zs}){drawn}, {g.n_onsets} hits per loop, "
         f"{args.loops} loop(s) of {ckpt.grid.meter} at {args.bpm:g} BPM"
     )
     return 0
@@ -180,6 +206,10 @@ def cmd_interpolate(args) -> int:
     from rvae.generate import interpolate
 
     ckpt = load_checkpoint(args.checkpoint)
+    _check_threshold(args)
+    _check_writing(args)
+    if args.steps < 2:
+        raise ValueError(f"--steps {args.steps}: give 2 or more (the loops of the morph, A and B included)")
     a, b = (_first_loop(ckpt, p, args.force_meter) for p in (args.a, args.b))
     out = Path(args.output)
     _may_write(out, args.force)
@@ -194,6 +224,17 @@ def cmd_map(args) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
+    _check_threshold(args)
+    if args.size < 1:
+        raise ValueError(f"--size {args.size}: give 1 or more cells per side")
+    if args.cell < MIN_CELL:
+        raise ValueError(
+            f"--cell {args.cell}: give {MIN_CELL} or more pixels per cell (a border each side of its bars)"
+        )
+    if out.is_dir():
+        raise ValueError(f"-o {out} is a folder: give the PNG file to write, e.g. {out / 'map.png'}")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"-o {out}: the map is written as PNG, so give a name ending in .png")
     _may_write(out, args.force)
     img = map_image(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
     save_png(img, out)
@@ -209,17 +250,26 @@ def _clean(d: dict) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from rvae.generate import encode_files
+    from rvae.generate import eval_loops
     from rvae.metrics import evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
-    files, skipped = find_midi_files(args.data)
-    loops = [g for g, _ in encode_files(ckpt, files, args.force_meter, skipped)]
-    for path, reason in skipped:
+    _check_threshold(args)
+    if args.generation and args.samples < 1:
+        raise ValueError(f"--samples {args.samples}: give 1 or more prior samples")
+    ds = eval_loops(ckpt, args.data, args.force_meter)  # what training would keep: the same min_onsets
+    loops = ds.loops
+    for path, reason in ds.skipped:
         _say(f"skipped {path}: {reason}")
+    if ds.sparse_loops:
+        _say(f"dropped {ds.sparse_loops} loop(s) with fewer than {ckpt.min_onsets} onsets, as training does")
     if not loops:
-        raise NoDataError(f"no loop in {', '.join(args.data)} fits the model's {ckpt.grid.meter} grid")
-    result = _clean(evaluate(ckpt, loops, args.threshold))
+        raise NoDataError(
+            f"no loop in {', '.join(args.data)} fits the model's {ckpt.grid.meter} grid "
+            f"with at least {ckpt.min_onsets} onsets"
+        )
+    figures = evaluate(ckpt, loops, args.threshold)
+    result = _clean({"loops": figures.pop("loops"), "sparse_loops_dropped": ds.sparse_loops} | figures)
     gen = None
     if args.generation:
         from rvae.judge import judge
@@ -351,17 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
                 "--threshold", type=float, default=0.5, help="onset probability that makes a hit (default 0.5)"
             )
 
-    def writing(sp):
-        sp.add_argument("--bpm", type=float, default=120.0, help="tempo written to the file (default 120)")
+    def writing(sp, bpm_default="120"):
+        sp.add_argument("--bpm", type=float, default=120.0, help=f"tempo written to the file (default {bpm_default})")
         sp.add_argument(
-            "--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)"
+            "--microtiming",
+            type=float,
+            default=100.0,
+            help="percent of the decoded microtiming, 0 to 100 (0 = on the grid; default 100)",
         )
         sp.add_argument("--force", action="store_true", help="overwrite existing files")
 
     g = add_command("generate", help="decode a point of the latent space into a MIDI clip")
     common(g)
     g.add_argument("--z", type=float, nargs="+", metavar="X", help="latent position, e.g. --z 0.5 -1 (default: random)")
-    g.add_argument("--seed", type=int, default=0, help="seed for a random z")
+    g.add_argument("--seed", type=int, default=None, help="seed for a random z (default: a new one, printed)")
     g.add_argument("-o", "--output", required=True, help="MIDI file; with --grid, a folder")
     g.add_argument("--loops", type=int, default=1, help="repeat the loop this many times")
     g.add_argument("--grid", type=int, default=None, metavar="N", help="write an NxN set of clips across the space")
@@ -381,14 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--steps", type=int, default=8, help="loops in the morph, A and B included")
     i.add_argument("-o", "--output", required=True)
     i.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
-    writing(i)
+    writing(i, bpm_default="A's tempo")
     i.set_defaults(bpm=None)
 
     m = add_command("map", help="draw the decoded latent space as a PNG")
     common(m)
     m.add_argument("-o", "--output", required=True)
     m.add_argument("--size", type=int, default=30, help="cells per side (default 30, as R-VAE)")
-    m.add_argument("--cell", type=int, default=24, help="pixels per cell")
+    m.add_argument("--cell", type=int, default=24, help=f"pixels per cell, {MIN_CELL} or more (default 24)")
     m.add_argument("--force", action="store_true")
 
     v = add_command("eval", help="reconstruction figures on MIDI files")
@@ -400,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also judge generation: prior samples and the latent map against these loops, with baselines",
     )
-    v.add_argument("--samples", type=int, default=500, help="prior samples for --generation")
+    v.add_argument("--samples", type=int, default=500, help="prior samples for --generation (default 500)")
     v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 

@@ -18,7 +18,7 @@ from rvae.groove import Groove
 from rvae.kit import Kit, load_kit
 from rvae.midi_io import MidiReadError, file_meter, read_midi
 
-__all__ = ["DataConfig", "Dataset", "find_midi_files", "load_dataset"]
+__all__ = ["DataConfig", "Dataset", "find_midi_files", "load_dataset", "load_loops"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 
@@ -46,6 +46,7 @@ class Dataset:
     unmapped: int = 0
     meter_note: str = ""  # how the meter was chosen
     copies: int = 1  # how many times the loops are repeated for training
+    config: DataConfig | None = None  # how load_dataset read it; train saves it in the checkpoint
 
     def summary(self) -> str:
         reasons = Counter(reason.split(" (")[0] for _, reason in self.skipped)
@@ -117,6 +118,36 @@ def infer_meter(files: list[Path]) -> tuple[str, str]:
     return meter, f"the most common, {n} of {sum(votes.values())} files"
 
 
+def _read_loops(ds: Dataset, files: list[Path], force_meter: bool, min_onsets: int) -> Dataset:
+    """Add the loops of ``files`` on ds's grid and kit to ``ds``, without those of fewer than
+    ``min_onsets`` hits: the one way training, ``rvae eval`` and experiments read loops."""
+    for f in files:
+        try:
+            got = read_midi(f, ds.grid, ds.kit, force=force_meter)
+        except MidiReadError as e:
+            ds.skipped.append((str(f), str(e)))
+            continue
+        ds.notes += got.notes
+        ds.unmapped += got.unmapped
+        kept = [g for g in got.loops if g.n_onsets >= min_onsets]
+        ds.sparse_loops += len(got.loops) - len(kept)
+        if kept:
+            ds.files.append(f)
+            ds.loops += kept
+        else:
+            ds.skipped.append((str(f), f"has no loop with at least {min_onsets} onsets"))
+    return ds
+
+
+def load_loops(
+    paths: list[str | Path], grid: Grid, kit: Kit, force_meter: bool = False, min_onsets: int = DataConfig.min_onsets
+) -> Dataset:
+    """Loops of MIDI files and folders on a given grid and kit (a model's), read and dropped
+    as ``load_dataset`` does for training, but never duplicated (``copies`` stays 1)."""
+    files, skipped = find_midi_files(paths)
+    return _read_loops(Dataset(grid, kit, skipped=skipped, meter_note="given"), files, force_meter, min_onsets)
+
+
 def load_dataset(paths: list[str | Path], config: DataConfig | None = None) -> Dataset:
     """Read every MIDI file under ``paths`` into loops on one grid. Never raises for a bad
     file; raises ValueError for a bad setting (meter, kit)."""
@@ -128,22 +159,8 @@ def load_dataset(paths: list[str | Path], config: DataConfig | None = None) -> D
     else:
         meter, note = infer_meter(files)
     grid = Grid(parse_time_signature(meter), config.steps_per_quarter, config.bars)
-    ds = Dataset(grid, kit, skipped=skipped, meter_note=note)
-    for f in files:
-        try:
-            got = read_midi(f, grid, kit, force=config.force_meter)
-        except MidiReadError as e:
-            ds.skipped.append((str(f), str(e)))
-            continue
-        ds.notes += got.notes
-        ds.unmapped += got.unmapped
-        kept = [g for g in got.loops if g.n_onsets >= config.min_onsets]
-        ds.sparse_loops += len(got.loops) - len(kept)
-        if kept:
-            ds.files.append(f)
-            ds.loops += kept
-        else:
-            ds.skipped.append((str(f), f"has no loop with at least {config.min_onsets} onsets"))
+    ds = Dataset(grid, kit, skipped=skipped, meter_note=note, config=config)
+    _read_loops(ds, files, config.force_meter, config.min_onsets)
     if ds.loops and len(ds.loops) < config.min_loops:
         ds.copies = -(-config.min_loops // len(ds.loops))
     return ds

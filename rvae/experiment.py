@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rvae.dataset import DataConfig, find_midi_files, load_dataset
+from rvae.dataset import DataConfig, find_midi_files, load_dataset, load_loops
 from rvae.grid import parse_time_signature
 from rvae.kit import KITS, load_kit
 from rvae.midi_io import write_atomic
@@ -399,8 +399,9 @@ def run_one(run: Run, generation: bool = True) -> dict:
                 f"no training loops: {len(ds.skipped)} of {len(train_files)} files skipped"
                 + (f" (e.g. {ds.skipped[0][1]})" if ds.skipped else "")
             )
-        # Held-out files are read on the training grid, whatever meter they would vote for.
-        test = load_dataset(list(run.test_files), dataclasses.replace(dc, time_signature=ds.grid.meter))
+        # Held-out files are read on the training grid, whatever meter they would vote for, and
+        # as `rvae eval` reads them (rvae.generate.eval_loops): the same min_onsets as training.
+        test = load_loops(list(run.test_files), ds.grid, ds.kit, dc.force_meter, dc.min_onsets)
         if not test.loops:
             raise ValueError(
                 f"no held-out loops: {len(test.skipped)} of {len(run.test_files)} files skipped"

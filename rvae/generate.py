@@ -15,15 +15,18 @@ import numpy as np
 import torch
 
 from rvae.checkpoint import Checkpoint
+from rvae.dataset import Dataset, load_loops
 from rvae.groove import Groove, stack
 from rvae.midi_io import read_midi, write_atomic
 
 __all__ = [
     "MAP_EXTENT",
+    "MIN_CELL",
     "decode",
     "decode_probs",
     "encode",
     "encode_files",
+    "eval_loops",
     "grid_names",
     "grid_points",
     "interpolate",
@@ -33,6 +36,7 @@ __all__ = [
 ]
 
 MAP_EXTENT = 3.0  # the map spans [-3, 3]^2, as R-VAE's: 3 standard deviations of the prior
+MIN_CELL = 3  # pixels per map cell: a border each side and one for the bars (the first instrument's)
 
 
 def _z(ckpt: Checkpoint, z) -> torch.Tensor:
@@ -97,17 +101,27 @@ def encode_files(
     return out
 
 
+def eval_loops(ckpt: Checkpoint, paths, force: bool = False) -> Dataset:
+    """The loops of MIDI files and folders that ``rvae eval`` scores: on the model's grid and
+    kit, without those training would have dropped (fewer than the checkpoint's ``min_onsets``
+    hits; ``sparse_loops`` counts them), files that gave none in ``skipped``."""
+    return load_loops(paths, ckpt.grid, ckpt.kit, force, ckpt.min_onsets)
+
+
 def interpolate(ckpt: Checkpoint, a: Groove, b: Groove, steps: int = 8, threshold: float = 0.5) -> list[Groove]:
-    """Decode ``steps`` evenly spaced points on the line from a's latent position to b's."""
+    """Decode ``steps`` (2 or more: a and b included) evenly spaced points on the line from
+    a's latent position to b's."""
+    if steps < 2:
+        raise ValueError(f"steps {steps}: an interpolation has at least 2 loops, A and B")
     za, zb = encode(ckpt, [a, b])
-    t = np.linspace(0.0, 1.0, max(2, steps), dtype=np.float32)[:, None]
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     return decode(ckpt, (1 - t) * za + t * zb, threshold, a.bpm)
 
 
 def grid_points(size: int, extent: float = MAP_EXTENT) -> np.ndarray:
     """(size, size, 2) points over [-extent, extent]^2; [row, col] = (x of col, y of row),
-    row 0 at the top (largest y), as a picture is read."""
-    axis = np.linspace(-extent, extent, size, dtype=np.float32)
+    row 0 at the top (largest y), as a picture is read. Size 1 is the centre, (0, 0)."""
+    axis = np.linspace(-extent, extent, size, dtype=np.float32) if size > 1 else np.zeros(size, np.float32)
     x, y = np.meshgrid(axis, axis[::-1])
     return np.stack([x, y], axis=-1)
 
@@ -149,6 +163,8 @@ def map_image(
     Each cell holds one bar per instrument (kick at the top), its colour the instrument's
     and its length the share of steps on which it plays: what plays there, and how densely.
     Training loops are white dots at their latent positions."""
+    if cell < MIN_CELL:
+        raise ValueError(f"cell {cell}: a map cell needs {MIN_CELL} pixels or more")
     size = probs.shape[0]
     n_inst = probs.shape[3]
     colours = instrument_colours(n_inst)

@@ -187,6 +187,8 @@ def judge(
     (``map_coverage``) and ``novelty`` (1 - the map's copy share, the prior's likewise)."""
     if not loops:
         raise ValueError("judge needs the training loops to compare with")
+    if n_samples < 1:
+        raise ValueError(f"n_samples {n_samples}: judge needs at least 1 prior sample")
     for g in loops:
         if g.grid != ckpt.grid or g.kit.names != ckpt.kit.names:
             raise ValueError(f"{g.source or 'a loop'} is not on the model's {ckpt.grid.meter} grid and kit")

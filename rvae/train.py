@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rvae.checkpoint import Checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
@@ -121,45 +122,68 @@ def train(
     bar = tqdm(
         range(epochs), desc="training", unit="epoch", disable=None if progress else True, leave=False
     )  # None: a bar on a terminal, nothing in logs
+    every = max(1, epochs // 10)  # -v: a line every tenth of the run
+    logger.info(
+        "training on %d loops (%d held out): %d epochs x %d updates, batches of %d",
+        len(train_idx),
+        len(val_idx),
+        epochs,
+        per_epoch,
+        batch,
+    )
     model.train()
-    try:
-        for epoch in bar:
-            order = torch.randperm(n, generator=gen)
-            sums = dict.fromkeys(("onset_bce", "velocity_se", "offset_se", "kl"), 0.0)
-            for b in range(per_epoch):
-                xb = x_train[order[b * batch : (b + 1) * batch]]
-                parts = model.loss(xb, kl_weight=min(1.0, step / warmup), generator=gen)
-                opt.zero_grad(set_to_none=True)
-                parts["loss"].backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                step += 1
-                for k in sums:
-                    sums[k] += float(parts[k].detach()) * len(xb) / n
-            train_loss = _full_loss(sums, mc)
-            val_loss = _full_loss(_evaluate(model, x_val, gen), mc) if x_val is not None else None
-            monitor = val_loss if val_loss is not None else train_loss
-            # Small data: we expect to overfit, so keep the best epoch (after warm-up), not the last.
-            if step >= warmup and monitor < best:
-                best, best_epoch = monitor, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            history.append(round(train_loss, 3))
-            bar.set_postfix(loss=f"{train_loss:.2f}", **({"val": f"{val_loss:.2f}"} if val_loss is not None else {}))
-            if cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds:
-                stopped = f"time limit after epoch {epoch + 1}"
-                break
-            if x_val is not None and best_epoch and epoch + 1 - best_epoch >= cfg.patience:
-                stopped = f"validation loss flat for {cfg.patience} epochs"
-                break
-    except KeyboardInterrupt:
-        stopped = f"interrupted after {len(history)} epochs"
+    with logging_redirect_tqdm():  # -v lines above the bar, not through it
+        try:
+            for epoch in bar:
+                order = torch.randperm(n, generator=gen)
+                sums = dict.fromkeys(("onset_bce", "velocity_se", "offset_se", "kl"), 0.0)
+                for b in range(per_epoch):
+                    xb = x_train[order[b * batch : (b + 1) * batch]]
+                    parts = model.loss(xb, kl_weight=min(1.0, step / warmup), generator=gen)
+                    opt.zero_grad(set_to_none=True)
+                    parts["loss"].backward()
+                    opt.step()
+                    if sched is not None:
+                        sched.step()
+                    step += 1
+                    for k in sums:
+                        sums[k] += float(parts[k].detach()) * len(xb) / n
+                train_loss = _full_loss(sums, mc)
+                val_loss = _full_loss(_evaluate(model, x_val, gen), mc) if x_val is not None else None
+                monitor = val_loss if val_loss is not None else train_loss
+                # Small data: we expect to overfit, so keep the best epoch (after warm-up), not the last.
+                if step >= warmup and monitor < best:
+                    best, best_epoch = monitor, epoch + 1
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                history.append(round(train_loss, 3))
+                bar.set_postfix(
+                    loss=f"{train_loss:.2f}", **({"val": f"{val_loss:.2f}"} if val_loss is not None else {})
+                )
+                if (epoch + 1) % every == 0:
+                    logger.info(
+                        "epoch %d/%d: loss %.3f%s, lr %.2g",
+                        epoch + 1,
+                        epochs,
+                        train_loss,
+                        f", validation loss {val_loss:.3f}" if val_loss is not None else "",
+                        opt.param_groups[0]["lr"],
+                    )
+                if cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds:
+                    stopped = f"time limit after epoch {epoch + 1}"
+                    break
+                if x_val is not None and best_epoch and epoch + 1 - best_epoch >= cfg.patience:
+                    stopped = f"validation loss flat for {cfg.patience} epochs"
+                    break
+        except KeyboardInterrupt:
+            stopped = f"interrupted after {len(history)} epochs"
     bar.close()
     seconds = time.perf_counter() - t0
     if best_state is not None:
         model.load_state_dict(best_state)
     elif history:  # stopped during warm-up: the last epoch is all there is
         best, best_epoch = history[-1], len(history)
+    if stopped != "finished":
+        logger.info("stopped early (%s), keeping the best model: epoch %d", stopped, best_epoch)
     model.eval()
     with torch.no_grad():
         latents = model.encode(data.to(cfg.device))[0].cpu()  # (N, latent) means
@@ -179,7 +203,11 @@ def train(
         "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "torch": str(torch.__version__),
     }
-    return Checkpoint(model.cpu(), ds.grid, ds.kit, {}, asdict(cfg), summary, latents, [g.source for g in ds.loops])
+    # The data config travels with the model: ``rvae eval`` drops loops by its min_onsets as training did.
+    data_config = asdict(ds.config) | {"time_signature": ds.grid.meter} if ds.config else {}
+    return Checkpoint(
+        model.cpu(), ds.grid, ds.kit, data_config, asdict(cfg), summary, latents, [g.source for g in ds.loops]
+    )
 
 
 def train_files(
@@ -203,7 +231,6 @@ def train_files(
     if not ds.loops:
         raise NoDataError(f"no usable loops in {', '.join(map(str, paths))}: every file was skipped or too sparse")
     ckpt = train(ds, model_config, cfg, progress)
-    ckpt.data_config = asdict(data_config) | {"time_signature": ds.grid.meter}
     if out is not None:
         ckpt.path = save_checkpoint(ckpt, out)
     return ckpt

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import mido
 import pytest
+from conftest import write_midi_file
 from test_train import BAD, DATA_6_8, bad_checkpoint, one_thread, trained_6_8
 
 from rvae.checkpoint import load_checkpoint
@@ -105,9 +107,11 @@ def test_train_interrupted_writes_the_best_model_and_says_so(tmp_path, capsys, m
     monkeypatch.setattr(train_module, "_full_loss", interrupt_in_epoch_4)
     out = tmp_path / "m.pt"
     assert main(["train", str(DATA_6_8), "-o", str(out), "--epochs", "50", "--hidden", "16", "--quiet",
-                 "--kl-warmup", "0"]) == 0
-    assert "interrupted after 3 epochs" in capsys.readouterr().err
+                 "--kl-warmup", "0"]) == 130  # as any Ctrl-C, once the best model is written
+    err = capsys.readouterr().err
+    assert "interrupted after 3 epochs" in err
     s = load_checkpoint(out).summary
+    assert err.splitlines()[-1] == f"interrupted: kept the best model so far (epoch {s['best_epoch']}) in {out}"
     assert s["stopped"] == "interrupted after 3 epochs" and s["epochs"] == 3 and 1 <= s["best_epoch"] <= 3
 
 
@@ -212,8 +216,8 @@ def test_eval_json_and_files_of_another_meter(model_6_8, make_midi, capsys):
     assert main(["eval", str(model_6_8), str(ok), str(other), "--json"]) == 0
     cap = capsys.readouterr()
     result = json.loads(cap.out)
-    assert list(result) == ["loops", "onset_precision", "onset_recall", "onset_f1", "onset_f1_tolerant",
-                            "velocity_mae", "timing_mae_ms", "kl"]
+    assert list(result) == ["loops", "sparse_loops_dropped", "onset_precision", "onset_recall", "onset_f1",
+                            "onset_f1_tolerant", "velocity_mae", "timing_mae_ms", "kl"]
     assert result["loops"] == 2
     assert 0 <= result["onset_f1"] <= result["onset_f1_tolerant"] <= 1 and result["kl"] >= 0
     assert "rock.mid" in cap.err and "is in 4/4, not the model's 6/8" in cap.err and "bembe" not in cap.err
@@ -307,8 +311,133 @@ def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path,
     [
         (["--cc-x", "200"], "--cc-x 200: MIDI controller numbers are 0 to 127"),
         (["--cc-x", "5", "--cc-y", "5"], "--cc-x and --cc-y are both 5"),
+        (["--gate", "0"], "--gate 0: a note must last more than 0 beats"),
+        (["--noise", "-1"], "--noise -1: choose 0 or more"),
     ],
 )
-def test_perform_refuses_bad_cc_options_before_opening_anything(args, message, capsys):
+def test_perform_refuses_bad_options_before_opening_anything(args, message, capsys):
     assert main(["perform", "--headless", "--seconds", "1", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+# --- from a new user's review: what eval scores, fresh randomness, -v, refusals in one sentence ----------
+
+SPARSE = [(36, 100, 0.0), (38, 90, 1.5)]  # a bar of 2 hits: training drops it (fewer than 5 onsets)
+
+
+def test_eval_drops_the_loops_training_drops_by_the_checkpoints_min_onsets(model_6_8, tmp_path, capsys):
+    data = tmp_path / "data"
+    write_midi_file(data / "bembe.mid", BEMBE + bars(SPARSE, 2)[len(SPARSE):], ts=(6, 8))  # 7 hits, then 2
+    write_midi_file(data / "sparse.mid", SPARSE, ts=(6, 8))
+    assert main(["eval", str(model_6_8), str(data), "--json"]) == 0
+    cap = capsys.readouterr()
+    result = json.loads(cap.out)
+    assert (result["loops"], result["sparse_loops_dropped"]) == (1, 2)
+    assert "dropped 2 loop(s) with fewer than 5 onsets, as training does" in cap.err
+    assert "sparse.mid: has no loop with at least 5 onsets" in cap.err
+    # The checkpoint's own min_onsets, not the default:
+    low = tmp_path / "low.pt"
+    assert main(["train", str(DATA_6_8), "-o", str(low), "--epochs", "1", "--hidden", "16", "--quiet",
+                 "--min-onsets", "2"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(low), str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loops"] == 3
+    assert main(["eval", str(model_6_8), str(data / "sparse.mid")]) == 2
+    assert "with at least 5 onsets" in capsys.readouterr().err
+
+
+def test_experiment_and_eval_score_the_same_held_out_loops(model_6_8, tmp_path, capsys):
+    from rvae.experiment import Run, run_one
+
+    test = [write_midi_file(tmp_path / "bembe.mid", BEMBE + bars(SPARSE, 2)[len(SPARSE):], ts=(6, 8)),
+            write_midi_file(tmp_path / "sparse.mid", SPARSE, ts=(6, 8))]
+    train = tuple(str(p) for p in sorted(DATA_6_8.glob("*.mid")))
+    row = run_one(Run({"epochs": 1, "hidden": 16}, 0, 0, train, tuple(map(str, test)), "holdout"), generation=False)
+    assert row["status"] == "ok", row["error"]
+    assert main(["eval", str(model_6_8), *map(str, test), "--json"]) == 0  # both trained with min_onsets 5
+    assert json.loads(capsys.readouterr().out)["loops"] == row["heldout_loops"] == 1
+
+
+def test_generate_without_z_draws_a_new_point_each_run_and_says_how_to_repeat_it(model_6_8, tmp_path, capsys):
+    def z_and_seed(*extra):
+        assert main(["generate", str(model_6_8), "-o", str(tmp_path / "r.mid"), "--force", *extra]) == 0
+        out = capsys.readouterr().out
+        return out.split("z = ")[1].split(")")[0], out.split("--seed ")[1].split()[0]
+
+    (z1, seed1), (z2, seed2) = z_and_seed(), z_and_seed()
+    assert z1 != z2 and seed1 != seed2
+    assert z_and_seed("--seed", seed1) == (z1, seed1)
+    assert main(["generate", str(model_6_8), "--z", "0", "0", "-o", str(tmp_path / "given.mid")]) == 0
+    assert "--seed" not in capsys.readouterr().out  # a given point was not drawn
+
+
+def test_train_verbose_logs_progress_and_the_default_stays_quiet(tmp_path, caplog):
+    args = ["train", str(DATA_6_8), "-o", str(tmp_path / "m.pt"), "--epochs", "10", "--hidden", "16", "--quiet"]
+    assert main(args) == 0
+    assert not [r for r in caplog.records if r.name.startswith("rvae")]
+    assert main(["-v", *args, "--force"]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "rvae.train"]
+    assert lines[0].startswith("training on 32 loops") and len(lines) == 11  # then epochs 1 to 10
+    assert lines[-1].startswith("epoch 10/10: loss ") and ", lr " in lines[-1]
+
+
+def test_help_says_what_the_defaults_are_once(capsys):
+    for command in ("interpolate", "train"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "tempo written to the file (default A's tempo)" in text
+    assert "(default: the most common meter of the files)" in text and "(default: from the set's size)" in text
+    assert re.search(r"\(default[^)]*\) \(default", text) is None
+
+
+def test_a_one_by_one_grid_is_the_centre_and_the_smallest_map_is_one_cell_of_3_pixels(model_6_8, tmp_path, capsys):
+    import pygame
+
+    out = tmp_path / "grid"
+    assert main(["generate", str(model_6_8), "--grid", "1", "-o", str(out)]) == 0
+    assert "1x1 at the centre, z = (0, 0)" in capsys.readouterr().out
+    assert [f.name for f in out.iterdir()] == ["r0_c0_x+0.00_y+0.00.mid"]
+    centre = decode(load_checkpoint(model_6_8), [0.0, 0.0])
+    assert len(check_midi(out / "r0_c0_x+0.00_y+0.00.mid")) == centre.n_onsets
+    assert main(["map", str(model_6_8), "-o", str(tmp_path / "one.png"), "--size", "1", "--cell", "3"]) == 0
+    assert pygame.image.load(str(tmp_path / "one.png")).get_size() == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "M", "--threshold", "1.5", "-o", "OUT.mid"], "--threshold 1.5: choose 0 to 1"),
+        (["generate", "M", "--z", "nan", "0", "-o", "OUT.mid"], "--z nan 0: give finite numbers"),
+        (["generate", "M", "--z", "0", "inf", "-o", "OUT.mid"], "--z 0 inf: give finite numbers"),
+        (["generate", "M", "--microtiming", "150", "-o", "OUT.mid"], "--microtiming 150: choose 0 to 100"),
+        (["generate", "M", "--microtiming", "-1", "-o", "OUT.mid"], "--microtiming -1: choose 0 to 100"),
+        (["generate", "M", "--bpm", "nan", "-o", "OUT.mid"], "--bpm nan: the tempo must be above 0"),
+        (["generate", "M", "--grid", "3", "--extent", "0", "-o", "OUT"], "--extent 0: give a distance above 0"),
+        (["interpolate", "M", "A", "B", "--steps", "1", "-o", "OUT.mid"], "--steps 1: give 2 or more"),
+        (["interpolate", "M", "A", "B", "--steps", "0", "-o", "OUT.mid"], "--steps 0: give 2 or more"),
+        (["interpolate", "M", "A", "B", "--microtiming", "101", "-o", "OUT.mid"], "--microtiming 101: choose 0"),
+        (["interpolate", "M", "A", "B", "--threshold", "-0.1", "-o", "OUT.mid"], "--threshold -0.1: choose 0"),
+        (["map", "M", "--size", "0", "-o", "OUT.png"], "--size 0: give 1 or more cells per side"),
+        (["map", "M", "--cell", "2", "-o", "OUT.png"], "--cell 2: give 3 or more pixels per cell"),
+        (["map", "M", "--cell", "0", "-o", "OUT.png"], "--cell 0: give 3 or more pixels per cell"),
+        (["map", "M", "-o", "OUT.jpg"], "OUT.jpg: the map is written as PNG, so give a name ending in .png"),
+        (["map", "M", "-o", "DIR"], "DIR is a folder: give the PNG file to write, e.g. DIR/map.png"),
+        (["eval", "M", "A", "--generation", "--samples", "0"], "--samples 0: give 1 or more prior samples"),
+        (["eval", "M", "A", "--threshold", "2"], "--threshold 2: choose 0 to 1"),
+    ],
+)
+def test_bad_values_are_refused_in_one_sentence_naming_the_option(args, message, model_6_8, tmp_path, capsys):
+    a = write_midi_file(tmp_path / "a.mid", BEMBE, ts=(6, 8))
+    b = write_midi_file(tmp_path / "b.mid", BALLAD, ts=(6, 8))
+    (tmp_path / "dir").mkdir()
+    names = {"M": str(model_6_8), "A": str(a), "B": str(b)}
+    here = {"OUT": str(tmp_path / "out"), "DIR": str(tmp_path / "dir")}
+    argv = [names.get(x) or x.replace("OUT", here["OUT"]).replace("DIR", here["DIR"]) for x in args]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    message = message.replace("OUT", here["OUT"]).replace("DIR", here["DIR"])
+    assert cap.out == "" and cap.err.startswith(f"rvae {args[0]}: ") and cap.err.count("\n") == 1
+    assert message in cap.err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written

@@ -13,7 +13,7 @@ import mido
 from conftest import GROOVE, needs
 
 from rvae.cli import main
-from rvae.dataset import DataConfig, find_midi_files, load_dataset
+from rvae.dataset import DataConfig, find_midi_files, load_dataset, load_loops
 
 # A bar of 4/4 rock: 8 hats, kick on 1 and 3, snare on 2 and 4 (12 hits).
 ROCK = [(42, 80, i / 2) for i in range(8)] + [(36, 100, 0.0), (36, 100, 2.0), (38, 110, 1.0), (38, 110, 3.0)]
@@ -189,6 +189,19 @@ def test_sparse_loops_are_dropped_and_counted(make_midi, tmp_path):
     assert "loops kept: 2, dropped with fewer than the minimum onsets: 1" in ds.summary().splitlines()
     assert len(load_dataset([tmp_path], DataConfig(min_onsets=6)).loops) == 1
     assert len(load_dataset([tmp_path], DataConfig(min_onsets=1)).loops) == 3
+
+
+def test_loops_on_a_models_grid_are_dropped_as_training_drops_them(make_midi, tmp_path):
+    # What `rvae eval` and experiments score: the training filter, never duplicated.
+    kicks = [(36, 100, q) for q in (0.0, 1.0)]
+    make_midi(bar(ROCK, 0) + bar(kicks, 1) + bar(ROCK[:5], 2))  # 12 hits, 2 hits, 5 hits
+    make_midi(bar(kicks, 0), name="sparse.mid")
+    training = load_dataset([tmp_path], DataConfig(min_onsets=5))
+    ds = load_loops([tmp_path], training.grid, training.kit, min_onsets=5)
+    assert [g.source for g in ds.loops] == [g.source for g in training.loops] == ["clip0.mid bar 1", "clip0.mid bar 3"]
+    assert ds.sparse_loops == training.sparse_loops == 2 and ds.copies == 1
+    assert reasons(ds) == reasons(training) == {"sparse.mid": "has no loop with at least 5 onsets"}
+    assert len(load_loops([tmp_path], training.grid, training.kit, min_onsets=2).loops) == 4
 
 
 def test_a_small_set_is_duplicated_and_says_so(make_midi, tmp_path):

@@ -67,6 +67,13 @@ def test_judge_report_is_complete_finite_and_reproducible(tiny):
     assert c["prior"] != a["prior"]  # a different seed draws different samples
 
 
+def test_judge_without_prior_samples_says_so(tiny):
+    ckpt, loops = tiny
+    with pytest.raises(ValueError, match="n_samples 0: judge needs at least 1 prior sample"):
+        judge(ckpt, loops, n_samples=0, size=4)
+    assert judge(ckpt, loops, n_samples=1, size=4)["n_samples"] == 1
+
+
 def table_rows(text: str) -> dict[str, list[str]]:
     """The table of summary_text: row label (its first 18 characters) -> the figures after it."""
     return {line[:18].strip(): line[18:].split() for line in text.splitlines() if line.startswith("  ")}

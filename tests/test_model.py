@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rvae.checkpoint import Checkpoint
-from rvae.generate import decode, encode
+from rvae.generate import decode, encode, grid_names, grid_points, interpolate, latent_map, map_image
 from rvae.grid import Grid
 from rvae.kit import KITS
 from rvae.metrics import onset_scores, timing_mae_ms, tolerant_f1, velocity_mae
@@ -111,6 +111,20 @@ def test_latent_dim_8():
     assert groove.onsets.shape == (9, 72) and groove.grid.meter == "6/8"
     np.testing.assert_array_equal(decode(ckpt, [0.5, -1.0, 0, 0, 0, 0, 0, 0]).onsets, groove.onsets)
     assert encode(ckpt, [groove]).shape == (1, 8)
+
+
+def test_a_one_point_grid_is_the_centre_and_too_small_steps_or_cells_are_refused():
+    np.testing.assert_array_equal(grid_points(1), [[[0.0, 0.0]]])  # not the corner (-3, 3)
+    assert grid_names(1) == ["r0_c0_x+0.00_y+0.00.mid"]
+    np.testing.assert_array_equal(grid_points(2)[0], [[-3.0, 3.0], [3.0, 3.0]])
+    ckpt = Checkpoint(small_model().eval(), Grid((6, 8)), KITS["default"])
+    a, b = decode(ckpt, [[0.0, 0.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="at least 2 loops"):
+        interpolate(ckpt, a, b, steps=1)
+    assert len(interpolate(ckpt, a, b, steps=2)) == 2
+    with pytest.raises(ValueError, match="cell 2: a map cell needs 3 pixels or more"):
+        map_image(ckpt, latent_map(ckpt, 2), cell=2)
+    assert map_image(ckpt, latent_map(ckpt, 1), cell=3).shape == (3, 3, 3)
 
 
 # --- metrics ---------------------------------------------------------------------------------

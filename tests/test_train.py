@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import fractions
 import importlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from conftest import CLIPS, REPO, needs, write_midi_file
 
 from rvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from rvae.dataset import load_dataset
+from rvae.dataset import DataConfig, load_dataset
 from rvae.generate import decode
 from rvae.grid import Grid
 from rvae.kit import KITS
@@ -142,6 +143,30 @@ def test_keyboard_interrupt_keeps_the_best_model_so_far(ds_6_8, monkeypatch):
     assert all(torch.equal(state[k], snapshots[2][k]) for k in state)  # the weights after epoch 3...
     assert not all(torch.equal(state[k], snapshots[-1][k]) for k in state)  # ...not the last ones
     assert ckpt.latents.shape == (32, 2)
+
+
+def test_training_logs_a_line_every_tenth_of_the_run_and_an_early_stop(ds_6_8, caplog):
+    caplog.set_level(logging.INFO, logger="rvae.train")
+    tiny(ds_6_8, epochs=20)
+    lines = [r.getMessage() for r in caplog.records if r.name == "rvae.train"]
+    assert lines[0] == "training on 32 loops (0 held out): 20 epochs x 1 updates, batches of 64"
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == [f"epoch {e}/20" for e in range(2, 21, 2)]
+    assert all(", lr " in line and "validation" not in line for line in epochs)
+    assert not any("stopped" in line for line in lines)
+    caplog.clear()
+    tiny(ds_6_8, epochs=5, min_val_loops=32, max_seconds=1e-9)  # held-out files, and out of time at once
+    lines = [r.getMessage() for r in caplog.records if r.name == "rvae.train"]
+    assert lines[-1] == "stopped early (time limit after epoch 1), keeping the best model: epoch 1"
+    assert ", validation loss " in lines[-2] and lines[-2].startswith("epoch 1/5: loss ")
+
+
+def test_the_data_config_travels_with_the_model(make_midi, tmp_path):
+    ds = load_dataset([DATA_6_8], DataConfig(min_onsets=3))
+    ckpt = tiny(ds, epochs=1)
+    assert ckpt.data_config["min_onsets"] == 3 and ckpt.data_config["time_signature"] == "6/8"
+    assert ckpt.min_onsets == 3
+    assert Checkpoint(ckpt.model, ckpt.grid, ckpt.kit).min_onsets == DataConfig().min_onsets == 5  # says nothing
 
 
 @needs(CLIPS / "small")
