@@ -341,7 +341,11 @@ class Player:
                 break
             heapq.heappop(self._heap)
             self._pulses(now, beat)  # after a stall too, each pulse still goes before its notes
-            if now - due > 0.001 and beat >= self._from:  # an early hit before a start cannot be on time
+            # Not late: an early hit before a start (it cannot be on time), and, following a
+            # clock, a hit between pulses whose next pulse came before the estimate said (the
+            # input stamps pulses per JACK cycle): it leaves with that pulse.
+            overtaken = external and beat * PPQN < clock.pulse
+            if now - due > 0.001 and beat >= self._from and not overtaken:
                 self.late += 1
             if kind == 1:
                 if note in self._sounding:

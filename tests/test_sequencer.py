@@ -281,6 +281,21 @@ def test_joining_a_running_clock_plays_along_after_a_beat_but_not_after_a_stop()
     assert not [m for _, m in rec.got if m.type == "note_on"]
 
 
+def test_a_pulse_that_overtakes_an_early_hits_estimate_takes_it_along_not_late():
+    # the input stamps pulses per JACK cycle: one may come 2.7 ms before the estimate said
+    p = make_pattern(groove([(0, 0, 100, 0), (2, 30, 70, -0.2)]))  # a hat 0.1 pulse early
+    player, rec, fake = make_player(p, MidiClockFollower())
+    period = 0.5 / PPQN
+    feed_pulses(player, fake, 29, period)  # pulses 0..28
+    player.on_midi(mido.Message("clock"), fake.t)  # pulse 29: the hat is due 2 ms before pulse 30
+    run_for(player, fake, period - 0.003, dt=period / 8)
+    assert [m.note for _, m in rec.got if m.type == "note_on"] == [36]
+    player.on_midi(mido.Message("clock"), fake.t)  # pulse 30, 3 ms before the estimate
+    run_for(player, fake, 0.0005, dt=0.0001)
+    assert [m.note for _, m in rec.got if m.type == "note_on"] == [36, 42]
+    assert player.late == 0
+
+
 def test_midi_stop_silences_and_start_restarts_at_bar_one():
     p = make_pattern(groove([(0, 0, 100, 0), (1, 12, 90, 0)]))
     player, rec, fake = make_player(p, MidiClockFollower(), gate=0.9)
