@@ -4,6 +4,7 @@ together, and takes them down again in order. Behaviour lives in the modules it 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import threading
@@ -67,6 +68,8 @@ class PerformConfig:
             raise ValueError(f"--threshold {self.threshold:g}: choose 0 to 1")
         if not 0 <= self.microtiming <= 100:
             raise ValueError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
+        if not all(math.isfinite(v) for v in self.z):
+            raise ValueError(f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers (the pad spans -3..3)")
         if not self.gate > 0:
             raise ValueError(f"--gate {self.gate:g}: a note must last more than 0 beats")
         if not self.noise >= 0:

@@ -106,9 +106,12 @@ def list_ports(api: str | None = None) -> dict[str, list[str]]:
     Opens (and closes) a client per direction: not for the clock thread."""
     be = backend(api)
     try:
-        return {"inputs": be.get_input_names(), "outputs": be.get_output_names()}
+        with quiet_stderr():  # ALSA prints its own lines when it has no sequencer
+            return {"inputs": be.get_input_names(), "outputs": be.get_output_names()}
     except rtmidi.RtMidiError as err:
-        raise OSError(f"cannot list MIDI ports with {api or 'rtmidi default API'}: {err}") from err
+        others = [a for a in _available() if a != (api or "alsa").lower()]
+        hint = f" (try --midi-api {' or '.join(others)})" if others else ""
+        raise OSError(f"cannot list MIDI ports with {api or 'rtmidi default API'}: {err}{hint}") from err
 
 
 # --- our own virtual ports, so that matching can skip them --------------------------------

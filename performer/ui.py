@@ -675,7 +675,7 @@ def run_console(
     show: Callable[[str], None] = print,
 ) -> None:
     """Headless: bar:beat as it moves and each new pattern as text, until ``stop`` is set."""
-    last_serial, last_pos = None, None
+    last_serial, last_pos, last_logged = None, None, None
     tty = os.isatty(1)
     while not stop.wait(0.05):
         on_tick()
@@ -692,5 +692,6 @@ def run_console(
             if tty:
                 sys.stdout.write("\r" + pos + "   ")
                 sys.stdout.flush()
-            elif pos.split()[0].endswith(":1"):
-                show(pos)  # in a log: one line a bar
+            elif unit == 1 and (bar, v.state) != last_logged:
+                last_logged = (bar, v.state)
+                show(pos)  # in a log: one line a bar (a followed tempo's wobble is not news)

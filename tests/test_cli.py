@@ -312,6 +312,7 @@ def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path,
         (["--cc-x", "200"], "--cc-x 200: MIDI controller numbers are 0 to 127"),
         (["--cc-x", "5", "--cc-y", "5"], "--cc-x and --cc-y are both 5"),
         (["--gate", "0"], "--gate 0: a note must last more than 0 beats"),
+        (["--z", "nan", "0"], "--z nan 0: give finite numbers"),
         (["--noise", "-1"], "--noise -1: choose 0 or more"),
     ],
 )

@@ -3,6 +3,7 @@ by posted events on SDL's dummy video driver."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"  # before pygame opens any display: no window, no X
@@ -231,3 +232,23 @@ def test_open_display_says_why_there_is_none(monkeypatch):
     why = ui.open_display()
     assert why and why.startswith("no display could open (")
     assert not pygame.display.get_init()
+
+
+def test_console_in_a_log_prints_one_line_a_bar_however_the_tempo_wobbles(models, monkeypatch):
+    # following a clock, the estimated tempo flips 119.7 / 120.3 many times a bar
+    monkeypatch.setattr(ui.os, "isatty", lambda fd: False)
+    base = view_of(models["groove-4-4"], beat=0.0)
+    beats = [0.0, 0.1, 0.2, 0.3, 1.0, 2.0, 3.0, 4.0, 4.1, 4.2, 5.0]
+    views = [dataclasses.replace(base, beat=b, bpm=119.7 + 0.6 * (k % 2)) for k, b in enumerate(beats)]
+    it, stop, lines = iter(views), threading.Event(), []
+    current = {"v": views[0]}
+
+    def tick() -> None:
+        try:
+            current["v"] = next(it)
+        except StopIteration:
+            stop.set()
+
+    ui.run_console(lambda: current["v"], models["groove-4-4"].kit.names, stop, tick, show=lines.append)
+    bars = [ln for ln in lines if "BPM" in ln]
+    assert [ln.split()[0] for ln in bars] == ["1:1", "2:1"]
