@@ -156,8 +156,7 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
             channel=cfg.channel - 1,
             gate=cfg.gate,
             send_clock=cfg.send_clock,
-            # following, hits on a pulse leave when it arrives: leading the others would skew them
-            lead=out.lead if out is not None and cfg.clock == "internal" else 0.0,
+            lead=out.lead if out is not None else 0.0,
             ports=port_text,
         )
         cc = control.CCMap(cfg.cc_x, cfg.cc_y) if cfg.cc_x is not None or cfg.cc_y is not None else None

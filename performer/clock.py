@@ -182,8 +182,10 @@ class Player:
         self.send_clock = send_clock and isinstance(clock, InternalClock)
         # Seconds to send before an event's time. rtmidi's JACK port stamps every message at
         # the start of the next JACK cycle, so an event sent on time lands 0..1 period late;
-        # sent half a period early, it lands on the cycle boundary nearest its time.
-        self.lead = lead
+        # sent half a period early, it lands on the cycle boundary nearest its time. Not when
+        # following: a hit on a pulse leaves when that pulse arrives, and leading only the hits
+        # between pulses would skew them against it.
+        self.lead = lead if isinstance(clock, InternalClock) else 0.0
         self.now = now
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # (msg, stamp) from the MIDI input callback
         self.stop_event = threading.Event()

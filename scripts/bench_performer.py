@@ -73,6 +73,17 @@ def is_note_on(b: list[int]) -> bool:
     return len(b) == 3 and b[0] & 0xF0 == 0x90 and b[2] > 0
 
 
+def after_pulse_ms(events: list[tuple[int, list[int]]]) -> list[float]:
+    """Each note-on's distance (ms, from JACK frames) after the clock pulse last heard before it."""
+    out, last = [], None
+    for f, b in events:
+        if b == [0xF8]:
+            last = f
+        elif is_note_on(b) and last is not None:
+            out.append((f - last) / RATE * 1000)
+    return out
+
+
 def after_last_start(events):
     """Events (..., bytes) from the last Start on."""
     starts = [i for i, ev in enumerate(events) if ev[-1] and ev[-1][0] == 0xFA]
@@ -145,12 +156,7 @@ def internal(bpm: float, seconds: float, move: bool = False, window: bool = Fals
         if b == [0xF8] or is_note_on(b):
             k = n if by_count else round(since / tick)
             (pulse_err if b == [0xF8] else note_err).append((since - k * tick) * 1000)
-    own, last = [], None
-    for f, b in heard:
-        if b == [0xF8]:
-            last = f
-        elif is_note_on(b) and last is not None:
-            own.append((f - last) / RATE * 1000)
+    own = after_pulse_ms(heard)
     gaps = np.rint(np.diff(frames) / (RATE * tick))
     return {
         "bpm": bpm,
@@ -198,12 +204,7 @@ def external(bpm: float, seconds: float) -> dict:
             perf.close()
         time.sleep(0.3)
         events = after_last_start(parse_dump(dump.lines()))
-    errors, last_pulse = [], None
-    for f, b in events:
-        if b == [0xF8]:
-            last_pulse = f
-        elif is_note_on(b) and last_pulse is not None:
-            errors.append((f - last_pulse) / RATE * 1000)
+    errors = after_pulse_ms(events)
     return {
         "bpm": bpm,
         "seconds": seconds,

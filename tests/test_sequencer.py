@@ -167,6 +167,12 @@ def test_lead_sends_everything_that_much_early_and_counts_nothing_late(lead):
     assert player.late == 0
 
 
+def test_no_lead_when_following_a_clock():
+    # hits on a pulse can only leave when it arrives: leading the others would skew them
+    player, _, _ = make_player(FOUR, MidiClockFollower(), lead=0.0013)
+    assert player.lead == 0.0
+
+
 def test_a_pulse_and_its_notes_reach_each_output_together():
     # Sent message by message to every output, the MIDI port's pulse and note could fall
     # into two JACK cycles while the audio preview took its turn in between.
