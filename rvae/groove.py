@@ -9,6 +9,7 @@ Three arrays, each (instruments, steps), float32:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +27,8 @@ class Groove:
     grid: Grid = field(default_factory=Grid)
     kit: Kit = field(default_factory=lambda: KITS["default"])
     bpm: float = 120.0  # the tempo it was played at: puts offsets in milliseconds
-    source: str = ""  # where it came from ("file.mid, bar 3"), for reports
+    file: str = ""  # the MIDI file it was read from (its path), "" when made here
+    bar: int = 0  # the file's bar number (from 1) the loop starts on; 0 when not from a file
 
     def __post_init__(self) -> None:
         shape = (len(self.kit), self.grid.steps)
@@ -41,6 +43,13 @@ class Groove:
     def empty(cls, grid: Grid, kit: Kit, bpm: float = 120.0) -> Groove:
         z = np.zeros((len(kit), grid.steps), np.float32)
         return cls(z, z, z, grid, kit, bpm)
+
+    @property
+    def source(self) -> str:
+        """Where it came from, for reports: "file.mid bar 3"."""
+        if not self.file:
+            return ""
+        return f"{Path(self.file).name} bar {self.bar}" if self.bar else Path(self.file).name
 
     @property
     def n_onsets(self) -> int:

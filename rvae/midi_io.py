@@ -158,7 +158,8 @@ def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> Mi
                     grid,
                     kit,
                     result.bpm,
-                    f"{path.name} bar {first_bar + k * grid.bars}",
+                    str(path),
+                    first_bar + k * grid.bars,
                 )
             )
     if not result.loops:
@@ -172,7 +173,7 @@ def read_midi(path: str | Path, grid: Grid, kit: Kit, force: bool = False) -> Mi
     return result
 
 
-def _loop(step, offset, cls, vel, grid: Grid, kit: Kit, bpm: float, source: str) -> Groove:
+def _loop(step, offset, cls, vel, grid: Grid, kit: Kit, bpm: float, file: str, bar: int) -> Groove:
     shape = (len(kit), grid.steps)
     onsets, velocities, offsets = (np.zeros(shape, np.float32) for _ in range(3))
     step = np.clip(step, 0, grid.steps - 1)
@@ -184,7 +185,7 @@ def _loop(step, offset, cls, vel, grid: Grid, kit: Kit, bpm: float, source: str)
     onsets[cls[pick], step[pick]] = 1.0
     velocities[cls[pick], step[pick]] = vel[pick] / 127.0
     offsets[cls[pick], step[pick]] = offset[pick]
-    return Groove(onsets, velocities, offsets, grid, kit, bpm, source)
+    return Groove(onsets, velocities, offsets, grid, kit, bpm, file, bar)
 
 
 def write_atomic(path: str | Path, write) -> Path:

@@ -47,13 +47,13 @@ def _split(ds: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> tuple[lis
     n = len(ds.loops)
     if n < cfg.min_val_loops or cfg.val_fraction <= 0:
         return list(range(n)), []
-    files = sorted({g.source.rsplit(" bar ", 1)[0] for g in ds.loops})
+    files = sorted({g.file for g in ds.loops})
     n_val = max(1, round(len(files) * cfg.val_fraction))
     if len(files) < 5:  # too few files to hold one out: fall back to loops
         val = set(rng.permutation(n)[: max(1, round(n * cfg.val_fraction))].tolist())
         return [i for i in range(n) if i not in val], sorted(val)
     val_files = set(rng.permutation(files)[:n_val].tolist())
-    val = [i for i, g in enumerate(ds.loops) if g.source.rsplit(" bar ", 1)[0] in val_files]
+    val = [i for i, g in enumerate(ds.loops) if g.file in val_files]
     vs = set(val)
     return [i for i in range(n) if i not in vs], val
 

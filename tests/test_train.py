@@ -112,7 +112,7 @@ def test_validation_split_by_file_only_with_enough_loops(ds_6_8):
     assert enough["train_loops"] + enough["val_loops"] == 32
     # By file: a held-out file has none of its loops in training.
     train_idx, val_idx = train_module._split(ds_6_8, TrainConfig(min_val_loops=32), np.random.default_rng(0))
-    file_of = [g.source.rsplit(" bar ", 1)[0] for g in ds_6_8.loops]
+    file_of = [g.file for g in ds_6_8.loops]
     assert {file_of[i] for i in val_idx} and not {file_of[i] for i in val_idx} & {file_of[i] for i in train_idx}
 
 
