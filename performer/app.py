@@ -17,6 +17,7 @@ from performer.control import Controls, ControlState
 from performer.decoder import DecodeWorker
 from performer.sequencer import SWAP_MODES, Mailbox, Sequencer
 from rvae.checkpoint import load_checkpoint
+from rvae.errors import UserError
 
 __all__ = ["DEFAULT_CHECKPOINT", "PerformConfig", "perform"]
 
@@ -55,30 +56,30 @@ class PerformConfig:
 
     def check(self) -> None:
         if self.clock not in ("internal", "midi"):
-            raise ValueError(f"--clock {self.clock!r}: choose internal or midi")
+            raise UserError(f"--clock {self.clock!r}: choose internal or midi")
         if self.swap not in SWAP_MODES:
-            raise ValueError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
+            raise UserError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
         if self.velocity not in ("decoded", "fixed"):
-            raise ValueError(f"--velocity {self.velocity!r}: choose decoded or fixed")
+            raise UserError(f"--velocity {self.velocity!r}: choose decoded or fixed")
         if not 1 <= self.channel <= 16:
-            raise ValueError(f"--channel {self.channel}: MIDI channels are 1 to 16")
+            raise UserError(f"--channel {self.channel}: MIDI channels are 1 to 16")
         if not 20 <= self.bpm <= 300:
-            raise ValueError(f"--bpm {self.bpm:g}: choose 20 to 300")
+            raise UserError(f"--bpm {self.bpm:g}: choose 20 to 300")
         if not 0 <= self.threshold <= 1:
-            raise ValueError(f"--threshold {self.threshold:g}: choose 0 to 1")
+            raise UserError(f"--threshold {self.threshold:g}: choose 0 to 1")
         if not 0 <= self.microtiming <= 100:
-            raise ValueError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
+            raise UserError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
         if not all(math.isfinite(v) for v in self.z):
-            raise ValueError(f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers (the pad spans -3..3)")
+            raise UserError(f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers (the pad spans -3..3)")
         if not self.gate > 0:
-            raise ValueError(f"--gate {self.gate:g}: a note must last more than 0 beats")
+            raise UserError(f"--gate {self.gate:g}: a note must last more than 0 beats")
         if not self.noise >= 0:
-            raise ValueError(f"--noise {self.noise:g}: choose 0 or more (latent units)")
+            raise UserError(f"--noise {self.noise:g}: choose 0 or more (latent units)")
         for flag, cc in (("--cc-x", self.cc_x), ("--cc-y", self.cc_y)):
             if cc is not None and not 0 <= cc <= 127:
-                raise ValueError(f"{flag} {cc}: MIDI controller numbers are 0 to 127")
+                raise UserError(f"{flag} {cc}: MIDI controller numbers are 0 to 127")
         if self.cc_x is not None and self.cc_x == self.cc_y:
-            raise ValueError(f"--cc-x and --cc-y are both {self.cc_x}: give each axis its own controller")
+            raise UserError(f"--cc-x and --cc-y are both {self.cc_x}: give each axis its own controller")
 
 
 def perform(cfg: PerformConfig, say=print, show=print) -> int:
@@ -90,7 +91,7 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
     ckpt = load_checkpoint(cfg.checkpoint)
     names = ckpt.kit.names
     if any(not 1 <= m <= len(names) for m in cfg.mute):
-        raise ValueError(f"--mute {','.join(map(str, cfg.mute))}: this model's instruments are 1 to {len(names)}")
+        raise UserError(f"--mute {','.join(map(str, cfg.mute))}: this model's instruments are 1 to {len(names)}")
     controls = Controls(
         ControlState(
             z=tuple(cfg.z),

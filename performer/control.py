@@ -51,6 +51,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from performer.sequencer import SWAP_MODES
+from rvae.errors import UserError
 
 __all__ = ["CCMap", "ControlState", "Controls", "OscCursorOut", "OscServer", "parse_host_port"]
 
@@ -268,7 +269,7 @@ class OscServer:
         instruments: int | None = None,
     ) -> None:
         if not (isinstance(port, int) and 0 <= port <= 65535):
-            raise ValueError(f"OSC port must be 0..65535, not {port!r}")
+            raise UserError(f"OSC port must be 0..65535, not {port!r}")
         self.controls, self.host, self.extent = controls, host, _check_extent(extent)
         self.instruments = instruments
         self._requested_port = port
@@ -480,13 +481,13 @@ def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, in
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise ValueError(f"cannot read {text!r} as HOST:PORT: write an IPv6 host in brackets, e.g. [::1]:6448")
+        raise UserError(f"cannot read {text!r} as HOST:PORT: write an IPv6 host in brackets, e.g. [::1]:6448")
     try:
         port = int(port_text)
     except ValueError:
-        raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be a number, e.g. 127.0.0.1:6448") from None
+        raise UserError(f"cannot read {text!r} as HOST:PORT: the port must be a number, e.g. 127.0.0.1:6448") from None
     if not 1 <= port <= 65535:
-        raise ValueError(f"cannot read {text!r} as HOST:PORT: the port must be 1..65535")
+        raise UserError(f"cannot read {text!r} as HOST:PORT: the port must be 1..65535")
     return host or default_host, port
 
 

@@ -52,6 +52,8 @@ from collections.abc import Callable
 import mido
 import rtmidi
 
+from rvae.errors import UserError
+
 __all__ = [
     "API_NAMES",
     "InputCallback",
@@ -92,7 +94,7 @@ def backend(api: str | None) -> mido.Backend:
             if key not in API_NAMES
             else f"MIDI API {api!r} is not compiled into python-rtmidi here"
         )
-        raise ValueError(f"{what}; available: {', '.join(available) or 'none'}.")
+        raise UserError(f"{what}; available: {', '.join(available) or 'none'}.")
     return mido.Backend(f"mido.backends.rtmidi/{API_NAMES[key]}")
 
 
@@ -111,7 +113,7 @@ def list_ports(api: str | None = None) -> dict[str, list[str]]:
     except rtmidi.RtMidiError as err:
         others = [a for a in _available() if a != (api or "alsa").lower()]
         hint = f" (try --midi-api {' or '.join(others)})" if others else ""
-        raise OSError(f"cannot list MIDI ports with {api or 'rtmidi default API'}: {err}{hint}") from err
+        raise UserError(f"cannot list MIDI ports with {api or 'rtmidi default API'}: {err}{hint}") from err
 
 
 # --- our own virtual ports, so that matching can skip them --------------------------------
@@ -150,12 +152,12 @@ def _attach(rt: rtmidi.MidiOut | rtmidi.MidiIn, name: str, target: str | None, s
         if target is not None:
             names = rt.get_ports()
             if target not in names:
-                raise OSError(f"MIDI port {target!r} went away while we opened it")
+                raise UserError(f"MIDI port {target!r} went away while we opened it")
             rt.open_port(names.index(target), side)
             return target, False
         rt.open_virtual_port(name)
     except rtmidi.RtMidiError as err:
-        raise OSError(f"cannot open MIDI {side}put {name!r}: {err}") from err
+        raise UserError(f"cannot open MIDI {side}put {name!r}: {err}") from err
     with _own_lock:
         _own_virtual[name] += 1
     return name, True
@@ -173,7 +175,7 @@ def _new_rt(cls: type, api: str | None, client: str) -> rtmidi.MidiOut | rtmidi.
     try:
         return cls(rtapi=rtapi, name=client)
     except rtmidi.RtMidiError as err:
-        raise OSError(f"cannot open a MIDI client with {api or 'rtmidi default API'}: {err}") from err
+        raise UserError(f"cannot open a MIDI client with {api or 'rtmidi default API'}: {err}") from err
 
 
 # --- JACK server watch -------------------------------------------------------------------

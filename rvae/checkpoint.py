@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from rvae.dataset import DataConfig
+from rvae.errors import UserError
 from rvae.grid import Grid
 from rvae.kit import Kit
 from rvae.midi_io import write_atomic
@@ -29,7 +30,7 @@ FORMAT = "rvae-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """The file is not a checkpoint this version of rvae can use; the message says why."""
 
 

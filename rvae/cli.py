@@ -12,12 +12,15 @@ import math
 import sys
 import types
 import typing
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
 
-from rvae.checkpoint import CheckpointError, load_checkpoint
+from rvae.checkpoint import load_checkpoint
 from rvae.dataset import DataConfig, find_midi_files
+from rvae.errors import UserError
 from rvae.generate import MIN_CELL
 from rvae.midi_io import MidiReadError, write_midi
 from rvae.model import VAEConfig
@@ -83,7 +86,7 @@ def _may_write(path: Path, force: bool) -> None:
         if sys.stdin.isatty():
             if input(f"{path} exists. Overwrite it? [y/N] ").strip().lower() in ("y", "yes"):
                 return
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+        raise UserError(f"{path} exists; pass --force to overwrite it")
 
 
 def cmd_train(args) -> int:
@@ -115,15 +118,15 @@ def cmd_train(args) -> int:
 
 def _check_threshold(args) -> None:
     if not 0 <= args.threshold <= 1:
-        raise ValueError(f"--threshold {args.threshold:g}: choose 0 to 1 (an onset probability)")
+        raise UserError(f"--threshold {args.threshold:g}: choose 0 to 1 (an onset probability)")
 
 
 def _check_writing(args) -> None:
     """The options of ``writing``: --bpm (None: the file's) and --microtiming."""
     if args.bpm is not None and not (math.isfinite(args.bpm) and args.bpm > 0):
-        raise ValueError(f"--bpm {args.bpm:g}: the tempo must be above 0")
+        raise UserError(f"--bpm {args.bpm:g}: the tempo must be above 0")
     if not 0 <= args.microtiming <= 100:
-        raise ValueError(f"--microtiming {args.microtiming:g}: choose 0 to 100 (percent)")
+        raise UserError(f"--microtiming {args.microtiming:g}: choose 0 to 100 (percent)")
 
 
 def _z_arg(args, ckpt) -> tuple[np.ndarray, int | None]:
@@ -132,9 +135,9 @@ def _z_arg(args, ckpt) -> tuple[np.ndarray, int | None]:
     if args.z is not None:
         if not min(2, d) <= len(args.z) <= d:
             want = f"{d}" if d <= 2 else f"2 to {d}"
-            raise ValueError(f"--z takes {want} numbers for this model (its z has {d} dimensions)")
+            raise UserError(f"--z takes {want} numbers for this model (its z has {d} dimensions)")
         if not all(map(math.isfinite, args.z)):
-            raise ValueError(f"--z {' '.join(f'{v:g}' for v in args.z)}: give finite numbers")
+            raise UserError(f"--z {' '.join(f'{v:g}' for v in args.z)}: give finite numbers")
         return np.array(args.z, np.float32), None
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31))  # fresh each run
     return np.random.default_rng(seed).standard_normal(d).astype(np.float32), seed
@@ -150,11 +153,11 @@ def cmd_generate(args) -> int:
     if args.grid is not None:
         extent = MAP_EXTENT if args.extent is None else args.extent
         if args.grid < 1:
-            raise ValueError(f"--grid {args.grid}: give the number of clips per side, 1 or more")
+            raise UserError(f"--grid {args.grid}: give the number of clips per side, 1 or more")
         if not (math.isfinite(extent) and extent > 0):
-            raise ValueError(f"--extent {extent:g}: give a distance above 0")
+            raise UserError(f"--extent {extent:g}: give a distance above 0")
         if out.is_file():
-            raise ValueError(f"--grid writes a folder of clips, but -o {out} is a file")
+            raise UserError(f"--grid writes a folder of clips, but -o {out} is a file")
         pts = grid_points(args.grid, extent).reshape(-1, 2)
         names = grid_names(args.grid, extent)
         for name in names:
@@ -209,7 +212,7 @@ def cmd_interpolate(args) -> int:
     _check_threshold(args)
     _check_writing(args)
     if args.steps < 2:
-        raise ValueError(f"--steps {args.steps}: give 2 or more (the loops of the morph, A and B included)")
+        raise UserError(f"--steps {args.steps}: give 2 or more (the loops of the morph, A and B included)")
     a, b = (_first_loop(ckpt, p, args.force_meter) for p in (args.a, args.b))
     out = Path(args.output)
     _may_write(out, args.force)
@@ -226,15 +229,13 @@ def cmd_map(args) -> int:
     out = Path(args.output)
     _check_threshold(args)
     if args.size < 1:
-        raise ValueError(f"--size {args.size}: give 1 or more cells per side")
+        raise UserError(f"--size {args.size}: give 1 or more cells per side")
     if args.cell < MIN_CELL:
-        raise ValueError(
-            f"--cell {args.cell}: give {MIN_CELL} or more pixels per cell (a border each side of its bars)"
-        )
+        raise UserError(f"--cell {args.cell}: give {MIN_CELL} or more pixels per cell (a border each side of its bars)")
     if out.is_dir():
-        raise ValueError(f"-o {out} is a folder: give the PNG file to write, e.g. {out / 'map.png'}")
+        raise UserError(f"-o {out} is a folder: give the PNG file to write, e.g. {out / 'map.png'}")
     if out.suffix.lower() != ".png":
-        raise ValueError(f"-o {out}: the map is written as PNG, so give a name ending in .png")
+        raise UserError(f"-o {out}: the map is written as PNG, so give a name ending in .png")
     _may_write(out, args.force)
     img = map_image(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
     save_png(img, out)
@@ -256,7 +257,7 @@ def cmd_eval(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     _check_threshold(args)
     if args.generation and args.samples < 1:
-        raise ValueError(f"--samples {args.samples}: give 1 or more prior samples")
+        raise UserError(f"--samples {args.samples}: give 1 or more prior samples")
     ds = eval_loops(ckpt, args.data, args.force_meter)  # what training would keep: the same min_onsets
     loops = ds.loops
     for path, reason in ds.skipped:
@@ -320,44 +321,6 @@ def cmd_info(args) -> int:
         f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
         f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}"
     )
-    return 0
-
-
-def cmd_perform(args) -> int:
-    from performer.app import PerformConfig, perform
-
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(PerformConfig) if hasattr(args, f.name)}
-    values["checkpoint"] = args.checkpoint or PerformConfig.checkpoint
-    values["z"] = tuple(args.z)
-    values["mute"] = _mutes(args.mute)
-    if args.record:
-        _may_write(Path(args.record), args.force)
-    return perform(PerformConfig(**values), say=_say, show=print)
-
-
-def _mutes(text: str) -> list[int]:
-    try:
-        mutes = [int(m) for m in text.replace(" ", "").split(",") if m]
-    except ValueError:
-        raise ValueError(f"--mute {text!r}: give instrument numbers separated by commas, e.g. 3,4") from None
-    if any(not 1 <= m <= 16 for m in mutes):
-        raise ValueError(f"--mute {text!r}: instruments are numbered from 1")
-    return mutes
-
-
-def cmd_ports(args) -> int:
-    from performer.ports import list_ports
-
-    found = list_ports(args.midi_api)
-    # Named by what the user does with them: a running performer's own out port is a
-    # source here, which under rtmidi's "inputs" looked like a mistake.
-    for kind, title in (
-        ("inputs", "sources: send to us; pick one with --midi-in NAME"),
-        ("outputs", "destinations: we send to them; pick one with --midi-out NAME"),
-    ):
-        print(f"{title}")
-        for name in found[kind] or ["(none)"]:
-            print(f"  {name}")
     return 0
 
 
@@ -457,56 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
-    f = add_command("perform", help="play the latent space live, on a MIDI-clock-synced sequencer")
-    f.add_argument("checkpoint", nargs="?", help="a checkpoint (default: the bundled 4/4 model)")
-    f.add_argument("--headless", action="store_true", help="no window: OSC, MIDI CC and these options drive it")
-    f.add_argument(
-        "--clock",
-        default="internal",
-        choices=["internal", "midi"],
-        help="internal, or midi: follow the MIDI clock arriving on --midi-in",
-    )
-    f.add_argument("--bpm", type=float, default=120.0, help="internal clock tempo (default 120)")
-    f.add_argument("--midi-out", default="rvae", help="an output port whose name contains this, else a virtual one")
-    f.add_argument("--midi-in", default=None, help="input port for clock and CC (default: a virtual 'rvae-in')")
-    f.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
-    f.add_argument("--channel", type=int, default=10, help="MIDI channel 1-16 (default 10)")
-    f.add_argument(
-        "--no-send-clock",
-        dest="send_clock",
-        action="store_false",
-        help="with the internal clock, do not send MIDI clock, Start and Stop",
-    )
-    f.add_argument("--z", type=float, nargs=2, default=(0.0, 0.0), metavar=("X", "Y"), help="starting cursor")
-    f.add_argument("--threshold", type=float, default=0.5)
-    f.add_argument("--noise", type=float, default=0.0, help="random jitter of z each bar (latent units)")
-    f.add_argument("--velocity", default="decoded", choices=["decoded", "fixed"])
-    f.add_argument(
-        "--microtiming", type=float, default=100.0, help="percent of the decoded microtiming (0 = on the grid)"
-    )
-    f.add_argument("--mute", default="", help="instruments to mute, e.g. 3,4 (numbered from 1, as keys 1-9)")
-    f.add_argument("--swap", default="bar", choices=["tick", "beat", "bar"], help="when a new pattern takes over")
-    f.add_argument("--gate", type=float, default=0.125, help="note length in beats")
-    f.add_argument("--osc-host", default="127.0.0.1", help="address OSC listens on")
-    f.add_argument("--osc-port", type=int, default=12000, help="OSC port (Wekinator's outputs; 0 = no OSC)")
-    f.add_argument(
-        "--osc-out",
-        nargs="?",
-        const="127.0.0.1:6448",
-        default=None,
-        metavar="HOST:PORT",
-        help="send the cursor as /wek/inputs (default 127.0.0.1:6448, Wekinator's input)",
-    )
-    f.add_argument("--cc-x", type=int, default=None, help="MIDI CC number moving the cursor's x")
-    f.add_argument("--cc-y", type=int, default=None, help="MIDI CC number moving the cursor's y")
-    f.add_argument("--record", default=None, metavar="OUT.mid", help="record the performance (+ OUT.cursor.csv)")
-    f.add_argument("--audio", action="store_true", help="play a synthesised drum kit through the sound card")
-    f.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
-    f.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
-
-    o = add_command("ports", help="list MIDI ports")
-    o.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
-
     x = add_command("experiment", help="run a grid of settings x seeds x folds described in a TOML file")
     x.add_argument("config", help="experiment TOML, e.g. examples/representation_study.toml")
     x.add_argument("--jobs", type=int, default=None, help="worker processes (default: the config's, else every core)")
@@ -515,10 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     n = add_command("info", help="what a checkpoint holds")
     common(n, threshold=False)
     n.add_argument("--json", action="store_true")
+
+    # Other packages add commands (the performer adds perform and ports): rvae never imports them.
+    for ep in entry_points(group="rvae.commands"):
+        COMMANDS.update(ep.load()(add_command))
     return p
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": cmd_train,
     "generate": cmd_generate,
     "encode": cmd_encode,
@@ -526,8 +443,6 @@ COMMANDS = {
     "map": cmd_map,
     "eval": cmd_eval,
     "info": cmd_info,
-    "perform": cmd_perform,
-    "ports": cmd_ports,
     "experiment": cmd_experiment,
 }
 
@@ -539,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(ours).setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
     try:
         return COMMANDS[args.command](args)
-    except (CheckpointError, NoDataError, MidiReadError, FileExistsError, ValueError, OSError) as e:
+    except UserError as e:  # bad input: one sentence; anything else is a bug and shows its traceback
         _say(f"rvae {args.command}: {e}")
         return 2
     except KeyboardInterrupt:

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from rvae.dataset import DataConfig, find_midi_files, load_dataset, load_loops
+from rvae.errors import UserError
 from rvae.grid import parse_time_signature
 from rvae.kit import KITS, load_kit
 from rvae.midi_io import write_atomic
@@ -86,7 +87,7 @@ NON_NEGATIVE = {"beta", "w_velocity", "w_offset", "lr", "kl_warmup", "val_fracti
 TOP_KEYS = {"data", "seeds", "folds", "holdout", "split_seed", "jobs", "output", "generation", "fixed", "grid"}
 
 
-class ExperimentError(Exception):
+class ExperimentError(UserError):
     """A config that cannot be run; the message names the key or path at fault."""
 
 

@@ -16,6 +16,7 @@ import torch
 
 from rvae.checkpoint import Checkpoint
 from rvae.dataset import Dataset, load_loops
+from rvae.errors import UserError
 from rvae.groove import Groove, stack
 from rvae.midi_io import read_midi, write_atomic
 
@@ -72,7 +73,7 @@ def encode(ckpt: Checkpoint, grooves: list[Groove]) -> np.ndarray:
     """Grooves -> (N, latent) posterior means. Grooves must be on the model's grid and kit."""
     for g in grooves:
         if g.grid != ckpt.grid or g.kit.names != ckpt.kit.names:
-            raise ValueError(
+            raise UserError(
                 f"{g.source or 'groove'} is on {g.grid.meter} x {g.grid.steps} steps, "
                 f"the model on {ckpt.grid.meter} x {ckpt.grid.steps}"
             )
@@ -112,7 +113,7 @@ def interpolate(ckpt: Checkpoint, a: Groove, b: Groove, steps: int = 8, threshol
     """Decode ``steps`` (2 or more: a and b included) evenly spaced points on the line from
     a's latent position to b's."""
     if steps < 2:
-        raise ValueError(f"steps {steps}: an interpolation has at least 2 loops, A and B")
+        raise UserError(f"steps {steps}: an interpolation has at least 2 loops, A and B")
     za, zb = encode(ckpt, [a, b])
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     return decode(ckpt, (1 - t) * za + t * zb, threshold, a.bpm)
@@ -164,7 +165,7 @@ def map_image(
     and its length the share of steps on which it plays: what plays there, and how densely.
     Training loops are white dots at their latent positions."""
     if cell < MIN_CELL:
-        raise ValueError(f"cell {cell}: a map cell needs {MIN_CELL} pixels or more")
+        raise UserError(f"cell {cell}: a map cell needs {MIN_CELL} pixels or more")
     size = probs.shape[0]
     n_inst = probs.shape[3]
     colours = instrument_colours(n_inst)

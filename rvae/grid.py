@@ -35,6 +35,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from rvae.errors import UserError
+
 __all__ = ["Grid", "parse_time_signature"]
 
 
@@ -44,9 +46,9 @@ def parse_time_signature(text: str) -> tuple[int, int]:
         num_s, den_s = text.strip().split("/")
         num, den = int(num_s), int(den_s)
     except ValueError:
-        raise ValueError(f"time signature {text!r} is not of the form N/D, e.g. 4/4 or 7/8") from None
+        raise UserError(f"time signature {text!r} is not of the form N/D, e.g. 4/4 or 7/8") from None
     if num < 1 or den not in (1, 2, 4, 8, 16, 32):
-        raise ValueError(f"time signature {text!r}: numerator must be >= 1 and denominator a power of two up to 32")
+        raise UserError(f"time signature {text!r}: numerator must be >= 1 and denominator a power of two up to 32")
     return num, den
 
 
@@ -60,9 +62,9 @@ class Grid:
         num, den = self.time_signature
         object.__setattr__(self, "time_signature", (int(num), int(den)))
         if self.steps_per_quarter < 1 or self.bars < 1:
-            raise ValueError("steps_per_quarter and bars must be at least 1")
+            raise UserError("steps_per_quarter and bars must be at least 1")
         if self.quarters_per_bar * self.steps_per_quarter % 1:
-            raise ValueError(
+            raise UserError(
                 f"{self.steps_per_quarter} steps per quarter do not divide a bar of "
                 f"{self.meter}: choose a multiple of {Fraction(4, den).denominator}"
             )

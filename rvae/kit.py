@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rvae.errors import UserError
+
 __all__ = ["KITS", "DrumClass", "Kit", "load_kit"]
 
 
@@ -48,15 +50,15 @@ class Kit:
     def __post_init__(self) -> None:
         seen: dict[int, int] = {}  # note -> index of its class (by index: two classes may share a name)
         if not self.classes:
-            raise ValueError(f"kit {self.name!r} has no classes")
+            raise UserError(f"kit {self.name!r} has no classes")
         for i, c in enumerate(self.classes):
             for n in (*c.notes, c.out):
                 if not 0 <= n <= 127:
-                    raise ValueError(f"kit {self.name!r}, class {c.name!r}: note {n} is outside 0..127")
+                    raise UserError(f"kit {self.name!r}, class {c.name!r}: note {n} is outside 0..127")
             for n in c.notes:
                 if seen.get(n, i) != i:
                     other = self.classes[seen[n]].name
-                    raise ValueError(f"kit {self.name!r}: note {n} is in both {other!r} and {c.name!r}")
+                    raise UserError(f"kit {self.name!r}: note {n} is in both {other!r} and {c.name!r}")
                 seen[n] = i
 
     def __len__(self) -> int:
@@ -89,21 +91,21 @@ class Kit:
         the dict has none. Any key it does not know is an error: a typo like ``nots`` would
         otherwise drop a class's notes without a word."""
         if not isinstance(d, dict):
-            raise ValueError(f"a kit is a table with keys {', '.join(_KIT_KEYS)}, not a {type(d).__name__}")
+            raise UserError(f"a kit is a table with keys {', '.join(_KIT_KEYS)}, not a {type(d).__name__}")
         _check_keys(d, _KIT_KEYS, "the kit", required=("classes",))  # no name: the file's
         if not isinstance(d["classes"], list):
-            raise ValueError(f"'classes' must be a list of tables with keys {', '.join(_CLASS_KEYS)}")
+            raise UserError(f"'classes' must be a list of tables with keys {', '.join(_CLASS_KEYS)}")
         classes = []
         for i, c in enumerate(d["classes"], 1):
             if not isinstance(c, dict):
-                raise ValueError(f"class {i} must be a table with keys {', '.join(_CLASS_KEYS)}, not {c!r}")
+                raise UserError(f"class {i} must be a table with keys {', '.join(_CLASS_KEYS)}, not {c!r}")
             label = f"class {c['name']!r}" if isinstance(c.get("name"), str) else f"class {i}"
             _check_keys(c, _CLASS_KEYS, label)
             notes = c["notes"]
             if not isinstance(notes, list) or not all(_is_note(n) for n in notes):
-                raise ValueError(f"{label}: 'notes' must be a list of MIDI note numbers, not {notes!r}")
+                raise UserError(f"{label}: 'notes' must be a list of MIDI note numbers, not {notes!r}")
             if not _is_note(c["out"]):
-                raise ValueError(f"{label}: 'out' must be a MIDI note number, not {c['out']!r}")
+                raise UserError(f"{label}: 'out' must be a MIDI note number, not {c['out']!r}")
             classes.append(DrumClass(str(c["name"]), int(c["out"]), tuple(int(n) for n in notes)))
         return cls(str(d.get("name", source)), tuple(classes))  # its own checks: ranges, shared notes
 
@@ -123,11 +125,11 @@ def _check_keys(d: dict, allowed: tuple[str, ...], label: str, required: tuple[s
     unknown = [k for k in d if k not in allowed]
     if unknown:
         s = "s" if len(unknown) > 1 else ""
-        raise ValueError(f"{label} has unknown key{s} {', '.join(map(repr, unknown))} (expected {expected})")
+        raise UserError(f"{label} has unknown key{s} {', '.join(map(repr, unknown))} (expected {expected})")
     missing = [k for k in (allowed if required is None else required) if k not in d]
     if missing:
         s = "s" if len(missing) > 1 else ""
-        raise ValueError(f"{label} is missing key{s} {', '.join(map(repr, missing))} (expected {expected})")
+        raise UserError(f"{label} is missing key{s} {', '.join(map(repr, missing))} (expected {expected})")
 
 
 def _kit(name: str, rows: list[tuple[str, int, list[int]]]) -> Kit:
@@ -173,13 +175,13 @@ def load_kit(name_or_path: str | Path) -> Kit:
         return KITS[str(name_or_path)]
     path = Path(name_or_path)
     if not path.is_file():
-        raise ValueError(f"kit {str(name_or_path)!r} is neither a built-in ({', '.join(KITS)}) nor a file")
+        raise UserError(f"kit {str(name_or_path)!r} is neither a built-in ({', '.join(KITS)}) nor a file")
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ValueError(f"kit file {path}: cannot be read ({e})") from None
+        raise UserError(f"kit file {path}: cannot be read ({e})") from None
     try:
         return Kit.from_dict(data, source=path.stem)
-    except ValueError as e:  # name the file: from_dict and Kit's own checks do not know it
-        raise ValueError(f"kit file {path}: {e}") from None
+    except UserError as e:  # name the file: from_dict and Kit's own checks do not know it
+        raise UserError(f"kit file {path}: {e}") from None

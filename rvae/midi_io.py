@@ -24,6 +24,7 @@ import mido
 import numpy as np
 import symusic
 
+from rvae.errors import UserError
 from rvae.grid import Grid
 from rvae.groove import Groove
 from rvae.kit import Kit
@@ -33,7 +34,7 @@ __all__ = ["MidiFileLoops", "MidiReadError", "file_meter", "read_midi", "write_a
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 
 
-class MidiReadError(Exception):
+class MidiReadError(UserError):
     """A file that cannot give any loop; the message is the reason, in words."""
 
 

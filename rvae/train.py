@@ -16,6 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rvae.checkpoint import Checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
+from rvae.errors import UserError
 from rvae.groove import stack
 from rvae.model import GrooveVAE, VAEConfig
 
@@ -24,7 +25,7 @@ __all__ = ["NoDataError", "TrainConfig", "train", "train_files"]
 logger = logging.getLogger(__name__)
 
 
-class NoDataError(Exception):
+class NoDataError(UserError):
     """Nothing usable to train on; the message says why."""
 
 
@@ -92,7 +93,7 @@ def train(
         raise NoDataError("no usable loops to train on")
     mc = dataclasses.replace(model_config or VAEConfig(), instruments=len(ds.kit), steps=ds.grid.steps)
     if cfg.device != "cpu" and not (cfg.device.startswith("cuda") and torch.cuda.is_available()):
-        raise ValueError(f"device {cfg.device!r} is not available here; use --device cpu")
+        raise UserError(f"device {cfg.device!r} is not available here; use --device cpu")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
