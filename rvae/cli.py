@@ -53,20 +53,23 @@ HELP = {
 SKIP = {"instruments", "steps"}  # VAEConfig fields that come from the grid and kit
 
 
-def _add_config(parser: argparse.ArgumentParser, cls) -> None:
+def add_config_options(
+    parser: argparse.ArgumentParser, cls, skip: set[str] = SKIP, help: dict[str, str] = HELP
+) -> None:
+    """One option per field of the config dataclass ``cls``, named after the field."""
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(cls.__name__)
     for f in dataclasses.fields(cls):
-        if f.name in SKIP:
+        if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         t = hints[f.name]
         if isinstance(t, types.UnionType):
             t = next(a for a in typing.get_args(t) if a is not type(None))
         if t is bool:
-            group.add_argument(flag, action="store_true", help=HELP.get(f.name))
+            group.add_argument(flag, action="store_true", help=help.get(f.name))
         else:
-            text = HELP.get(f.name, "")
+            text = help.get(f.name, "")
             if "(default" not in text:  # some say what their default None means
                 text += f" (default: {f.default})"
             group.add_argument(flag, type=t, default=f.default, help=text.strip())
@@ -355,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite the checkpoint if it exists")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     for cls in (DataConfig, VAEConfig, TrainConfig):
-        _add_config(t, cls)
+        add_config_options(t, cls)
 
     def common(sp, threshold=True):
         sp.add_argument("checkpoint", help="a checkpoint written by rvae train")

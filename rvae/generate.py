@@ -18,6 +18,7 @@ from rvae.checkpoint import Checkpoint
 from rvae.dataset import Dataset, load_loops
 from rvae.errors import UserError
 from rvae.groove import Groove, stack
+from rvae.latent import MAP_EXTENT
 from rvae.midi_io import read_midi, write_atomic
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "save_png",
 ]
 
-MAP_EXTENT = 3.0  # the map spans [-3, 3]^2, as R-VAE's: 3 standard deviations of the prior
 MIN_CELL = 3  # pixels per map cell: a border each side and one for the bars (the first instrument's)
 
 
