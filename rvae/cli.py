@@ -20,7 +20,7 @@ import numpy as np
 
 from rvae.checkpoint import load_checkpoint
 from rvae.dataset import DataConfig, find_midi_files
-from rvae.errors import UserError
+from rvae.errors import ConfigError, UserError, shown
 from rvae.generate import MIN_CELL
 from rvae.midi_io import MidiReadError, write_midi
 from rvae.model import VAEConfig
@@ -75,8 +75,13 @@ def add_config_options(
             group.add_argument(flag, type=t, default=f.default, help=text.strip())
 
 
-def _config(cls, args: argparse.Namespace):
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in SKIP})
+def config_from_args(cls, args: argparse.Namespace, skip: set[str] = SKIP):
+    """The config dataclass ``cls`` from the options ``add_config_options`` made for it; a
+    field it refuses is named as the flag the user typed."""
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip})
+    except ConfigError as e:
+        raise UserError(f"--{e.field.replace('_', '-')} {shown(e.value)}: {e.problem}") from None
 
 
 def _say(line: str) -> None:
@@ -95,17 +100,11 @@ def _may_write(path: Path, force: bool) -> None:
 def cmd_train(args) -> int:
     from rvae.train import train_files
 
+    # every option checked before a question about the output
+    data, model, training = (config_from_args(cls, args) for cls in (DataConfig, VAEConfig, TrainConfig))
     out = Path(args.output)
     _may_write(out, args.force)
-    ckpt = train_files(
-        args.data,
-        out,
-        _config(DataConfig, args),
-        _config(VAEConfig, args),
-        _config(TrainConfig, args),
-        progress=not args.quiet,
-        report=_say,
-    )
+    ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
     s = ckpt.summary
     val = f", validation on {s['val_loops']} loops" if s["val_loops"] else ""
     _say(
@@ -328,13 +327,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from rvae.experiment import ExperimentError, load_experiment, run_experiment
+    from rvae.experiment import load_experiment, run_experiment
 
-    try:
-        cfg = load_experiment(args.config, jobs=args.jobs)
-    except ExperimentError as e:  # nothing has run: a config to fix
-        _say(f"rvae experiment: {e}")
-        return 2
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be at least 1")
+    cfg = load_experiment(args.config, jobs=args.jobs)  # an ExperimentError before anything runs
     result = run_experiment(cfg, report=_say, retry_failed=args.retry_failed)
     print((result.output / "summary.md").read_text())
     ok = sum(r["status"] == "ok" for r in result.rows)

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from rvae.dataset import DataConfig, find_midi_files, load_dataset, load_loops
-from rvae.errors import UserError
+from rvae.errors import ConfigError, UserError
 from rvae.grid import parse_time_signature
 from rvae.kit import KITS, load_kit
 from rvae.midi_io import write_atomic
@@ -82,8 +82,8 @@ CONFIGS = (DataConfig, VAEConfig, TrainConfig)
 NOT_SETTINGS = {"instruments", "steps", "seed"}
 # Settings of the experiment itself, with their types and defaults.
 EXTRA: dict[str, tuple[type, object]] = {"microtiming": (bool, True), "files": (int, None)}
-POSITIVE = {"steps_per_quarter", "bars", "hidden", "latent_dim", "epochs", "batch_size", "files", "min_loops"}
-NON_NEGATIVE = {"beta", "w_velocity", "w_offset", "lr", "kl_warmup", "val_fraction", "min_onsets", "patience"}
+# The configs check their own fields; these are the settings whose class does not (yet).
+AT_LEAST = {"files": 1, "steps_per_quarter": 1, "bars": 1, "min_loops": 1, "min_onsets": 0}
 TOP_KEYS = {"data", "seeds", "folds", "holdout", "split_seed", "jobs", "output", "generation", "fixed", "grid"}
 
 
@@ -124,6 +124,39 @@ class ExperimentConfig:
     generation: bool = True  # generation figures from rvae.judge, if it imports
     output: Path = Path("experiment_results")
     source: Path | None = None  # the TOML file
+
+    def __post_init__(self) -> None:
+        # Field names are the TOML's keys, so each message names the key at fault.
+        if not isinstance(self.seeds, list) or not self.seeds:
+            raise ExperimentError("seeds: a non-empty list of integers, e.g. seeds = [0, 1, 2]")
+        for s in self.seeds:
+            if not _is_int(s) or s < 0:
+                raise ExperimentError(f"seeds: {s!r} is not an integer of at least 0")
+        if len(set(self.seeds)) < len(self.seeds):
+            raise ExperimentError(f"seeds: a seed is repeated in {self.seeds!r}")
+        if self.folds is not None and self.holdout is not None:
+            raise ExperimentError("folds, holdout: give one of them, not both")
+        if self.holdout is not None and not (_is_number(self.holdout) and 0 < self.holdout < 1):
+            raise ExperimentError(f"holdout: {self.holdout!r} is not a share of the files between 0 and 1")
+        if self.holdout is None and not (_is_int(self.folds) and self.folds >= 2):  # type: ignore[operator]
+            raise ExperimentError(f"folds: {self.folds!r} is not an integer of at least 2")
+        if not _is_int(self.split_seed) or self.split_seed < 0:
+            raise ExperimentError(f"split_seed: {self.split_seed!r} is not an integer of at least 0")
+        if not _is_int(self.jobs) or self.jobs < 1:
+            raise ExperimentError(f"jobs: {self.jobs!r} must be at least 1")
+        if not self.grid:
+            raise ExperimentError("grid: empty: name at least one setting to vary, e.g. steps_per_quarter = [4, 24]")
+        both = set(self.grid) & set(self.fixed)
+        if both:
+            raise ExperimentError(f"{sorted(both)[0]}: in both [fixed] and [grid]")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)  # bool is an int to Python, never to a config reader
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 @dataclass(frozen=True)
@@ -167,10 +200,16 @@ def _check_value(key: str, value: object, t: type) -> None:
     if not ok:
         raise ExperimentError(f"{key}: {value!r} is not {_type_name(t)}")
     name = key.rsplit(".", 1)[-1]
-    if name in POSITIVE and value < 1:  # type: ignore[operator]
-        raise ExperimentError(f"{key}: {value!r} must be at least 1")
-    if name in NON_NEGATIVE and value < 0:  # type: ignore[operator]
-        raise ExperimentError(f"{key}: {value!r} must not be negative")
+    low = AT_LEAST.get(name)
+    if low is not None and value < low:  # type: ignore[operator]
+        problem = "must not be negative" if low == 0 else f"must be at least {low}"
+        raise ExperimentError(f"{key}: {value!r} {problem}")
+    for cls in CONFIGS:  # the config's own check, with its message, named by the TOML key
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            try:
+                cls(**{name: value})
+            except ConfigError as e:
+                raise ExperimentError(f"{key}: {value!r} {e.problem}") from None
     try:
         if name == "time_signature":
             parse_time_signature(str(value))
@@ -242,28 +281,8 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
         if not p.exists():
             raise ExperimentError(f"data: {d} ({p}) does not exist")
 
-    seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds:
-        raise ExperimentError("seeds: a non-empty list of integers, e.g. seeds = [0, 1, 2]")
-    for s in seeds:
-        if not isinstance(s, int) or isinstance(s, bool):
-            raise ExperimentError(f"seeds: {s!r} is not an integer")
-    if len(set(seeds)) < len(seeds):
-        raise ExperimentError(f"seeds: a seed is repeated in {seeds!r}")
-
-    if "folds" in raw and "holdout" in raw:
-        raise ExperimentError("folds, holdout: give one of them, not both")
-    folds: int | None = None
-    holdout: float | None = None
-    if "holdout" in raw:
-        holdout = raw["holdout"]
-        if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 < holdout < 1:
-            raise ExperimentError(f"holdout: {holdout!r} is not a share of the files between 0 and 1")
-        holdout = float(holdout)
-    else:
-        folds = raw.get("folds", 3)
-        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-            raise ExperimentError(f"folds: {folds!r} is not an integer of at least 2")
+    holdout = raw.get("holdout")
+    folds = raw.get("folds", None if holdout is not None else 3)
 
     def scalar(key: str, t: type, default):
         v = raw.get(key, default)
@@ -274,19 +293,13 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
     split_seed = scalar("split_seed", int, 0)
     generation = scalar("generation", bool, True)
     jobs = jobs if jobs is not None else scalar("jobs", int, os.cpu_count() or 1)
-    if jobs < 1:
-        raise ExperimentError(f"jobs: {jobs!r} must be at least 1")
     output = scalar("output", str, None)
     out = (base / output).resolve() if output else base / f"{source.stem}_results"
 
     grid = _settings_table(raw["grid"], "grid", True, base)
-    if not grid:
-        raise ExperimentError("grid: empty: name at least one setting to vary, e.g. steps_per_quarter = [4, 24]")
     fixed = _settings_table(raw.get("fixed", {}), "fixed", False, base)
-    both = set(grid) & set(fixed)
-    if both:
-        raise ExperimentError(f"{sorted(both)[0]}: in both [fixed] and [grid]")
-    cfg = ExperimentConfig(paths, list(seeds), grid, fixed, folds, holdout, split_seed, jobs, generation, out, source)
+    seeds = raw.get("seeds", [0])
+    cfg = ExperimentConfig(paths, seeds, grid, fixed, folds, holdout, split_seed, jobs, generation, out, source)
     files, _ = find_midi_files(cfg.data)
     n_test = folds or 1
     if len(files) < n_test + 1:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rvae.errors import check_at_least
+
 __all__ = ["GrooveVAE", "VAEConfig"]
 
 
@@ -30,6 +32,10 @@ class VAEConfig:
     beta: float = 0.2  # weight of the KL term; small, since we want to reconstruct a few loops well
     w_velocity: float = 1.0  # weight of the velocity error against onset BCE
     w_offset: float = 1.0  # weight of the microtiming error
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "instruments", "steps", "hidden", "latent_dim")
+        check_at_least(self, 0, "beta", "w_velocity", "w_offset")
 
     @property
     def cells(self) -> int:

@@ -16,7 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rvae.checkpoint import Checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
-from rvae.errors import UserError
+from rvae.errors import ConfigError, UserError, check_at_least, check_between
 from rvae.groove import stack
 from rvae.model import GrooveVAE, VAEConfig
 
@@ -41,6 +41,13 @@ class TrainConfig:
     patience: int = 50  # with validation: stop after this many epochs without a better validation loss
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "epochs", "batch_size")
+        check_at_least(self, 0, "max_seconds", "lr", "min_val_loops", "patience", "seed")
+        check_between(self, 0, 1, "kl_warmup")
+        if not 0 <= self.val_fraction < 1:  # 1 would hold out every file and train on none
+            raise ConfigError("val_fraction", self.val_fraction, "must be at least 0 and below 1")
 
 
 def _split(ds: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> tuple[list[int], list[int]]:

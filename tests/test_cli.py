@@ -121,6 +121,19 @@ def test_train_on_nothing_usable_exits_2(tmp_path, make_midi, capsys):
     assert "no usable loops" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    (["--batch-size", "0"], "--batch-size 0: must be at least 1"),  # once a division by zero
+    (["--kl-warmup", "2"], "--kl-warmup 2: must be between 0 and 1"),
+    (["--hidden", "0"], "--hidden 0: must be at least 1"),
+    (["--lr", "nan"], "--lr nan: must not be negative"),
+])
+def test_train_refuses_bad_config_values_naming_the_flag(option, message, tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["train", str(DATA_6_8), "-o", str(out), "--quiet", *option]) == 2
+    cap = capsys.readouterr()
+    assert cap.err == f"rvae train: {message}\n" and cap.out == "" and not out.exists()
+
+
 # --- generate ----------------------------------------------------------------------------------
 
 def test_generate_writes_a_valid_6_8_clip(model_6_8, tmp_path, capsys):

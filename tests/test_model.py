@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rvae.checkpoint import Checkpoint
+from rvae.errors import ConfigError, UserError
 from rvae.generate import decode, encode, grid_names, grid_points, interpolate, latent_map, map_image
 from rvae.grid import Grid
 from rvae.kit import KITS
@@ -192,3 +193,20 @@ def test_timing_mae_ms_at_each_loops_tempo():
     assert timing_mae_ms(pred, true, on, np.array([120.0, 60.0]), 4) == pytest.approx((62.5 + 125.0) / 2)
     assert timing_mae_ms(pred[:1], true[:1], on[:1], np.array([120.0]), 24) == pytest.approx(62.5 / 6)
     assert math.isnan(timing_mae_ms(pred, true, np.zeros_like(on), np.array([120.0, 60.0]), 4))
+
+
+# --- config checks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("hidden", 0, "must be at least 1"),
+    ("latent_dim", -2, "must be at least 1"),
+    ("steps", 0, "must be at least 1"),
+    ("beta", -0.1, "must not be negative"),
+    ("w_offset", nan, "must not be negative"),
+])
+def test_vae_config_refuses_bad_fields_naming_them(field, value, problem):
+    with pytest.raises(ConfigError) as e:
+        VAEConfig(**{field: value})
+    assert (e.value.field, e.value.problem) == (field, problem)
+    assert str(e.value) == f"{field} {value:g}: {problem}"
+    assert isinstance(e.value, UserError)

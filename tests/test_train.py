@@ -17,6 +17,7 @@ from conftest import CLIPS, REPO, needs, write_midi_file
 
 from rvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, load_dataset
+from rvae.errors import ConfigError
 from rvae.generate import decode
 from rvae.grid import Grid
 from rvae.kit import KITS
@@ -176,6 +177,22 @@ def test_groove_clips_small_are_reconstructed_with_default_settings():
     ckpt = train(ds, progress=False)
     result = evaluate(ckpt, ds.loops)
     assert result["onset_f1"] >= 0.95, result
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("batch_size", 0, "must be at least 1"),
+    ("epochs", 0, "must be at least 1"),
+    ("lr", -1.0, "must not be negative"),
+    ("lr", float("nan"), "must not be negative"),
+    ("kl_warmup", 1.5, "must be between 0 and 1"),
+    ("val_fraction", 1.0, "must be at least 0 and below 1"),
+    ("seed", -1, "must not be negative"),
+])
+def test_train_config_refuses_bad_fields_naming_them(field, value, problem):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**{field: value})
+    assert (e.value.field, e.value.problem) == (field, problem)
+    assert TrainConfig(epochs=None, max_seconds=None).epochs is None  # None: unset, not out of range
 
 
 # --- checkpoints ------------------------------------------------------------------------------
