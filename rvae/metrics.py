@@ -71,11 +71,12 @@ def timing_mae_ms(
 def evaluate(ckpt, grooves, threshold: float = 0.5) -> dict:
     """Reconstruct each groove through the mean of z; the figures of ``rvae eval``."""
     from rvae.groove import stack
+    from rvae.model import kl_divergence
 
     x = stack(grooves)  # (N, 3, instruments, steps)
     mean, logvar = ckpt.model.encode(torch.from_numpy(x))
     probs = ckpt.model.decode(mean).numpy()
-    kl = -0.5 * (1 + logvar - mean**2 - logvar.exp()).sum(dim=1).mean()
+    kl = kl_divergence(mean, logvar)
     pred_on = (probs[:, 0] >= threshold).astype(np.float32)
     p, r, f = onset_scores(pred_on, x[:, 0])
     bpm = np.array([g.bpm for g in grooves])

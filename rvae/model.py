@@ -12,7 +12,9 @@ silence and the grid.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +22,7 @@ from torch import nn
 
 from rvae.errors import check_at_least
 
-__all__ = ["GrooveVAE", "VAEConfig"]
+__all__ = ["GrooveVAE", "VAEConfig", "kl_divergence", "total_loss"]
 
 
 @dataclass
@@ -40,6 +42,25 @@ class VAEConfig:
     @property
     def cells(self) -> int:
         return self.instruments * self.steps
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)) of each loop's posterior (B, latent), summed over z, mean over loops."""
+    return -0.5 * (1 + logvar - mean**2 - logvar.exp()).sum() / mean.shape[0]
+
+
+T = TypeVar("T", float, torch.Tensor)
+
+
+def total_loss(parts: Mapping[str, T], c: VAEConfig, kl_weight: float = 1.0) -> T:
+    """The weighted sum of the terms of ``GrooveVAE.loss``, on tensors or on plain numbers
+    (training sums each term over an epoch). ``kl_weight`` scales beta during KL warm-up."""
+    return (
+        parts["onset_bce"]
+        + c.w_velocity * parts["velocity_se"]
+        + c.w_offset * parts["offset_se"]
+        + kl_weight * c.beta * parts["kl"]
+    )
 
 
 class Encoder(nn.Module):
@@ -101,13 +122,13 @@ class GrooveVAE(nn.Module):
         raw = self.decoder(z)  # (B, 3, instruments, steps)
         onsets = x[:, 0]
         n = x.shape[0]
-        bce = F.binary_cross_entropy_with_logits(raw[:, 0], onsets, reduction="sum") / n
-        vel = ((torch.sigmoid(raw[:, 1]) - x[:, 1]) ** 2 * onsets).sum() / n
-        off = ((torch.tanh(raw[:, 2]) - x[:, 2]) ** 2 * onsets).sum() / n
-        kl = -0.5 * (1 + logvar - mean**2 - logvar.exp()).sum() / n
-        c = self.config
-        total = bce + c.w_velocity * vel + c.w_offset * off + kl_weight * c.beta * kl
-        return {"loss": total, "onset_bce": bce, "velocity_se": vel, "offset_se": off, "kl": kl}
+        parts = {
+            "onset_bce": F.binary_cross_entropy_with_logits(raw[:, 0], onsets, reduction="sum") / n,
+            "velocity_se": ((torch.sigmoid(raw[:, 1]) - x[:, 1]) ** 2 * onsets).sum() / n,
+            "offset_se": ((torch.tanh(raw[:, 2]) - x[:, 2]) ** 2 * onsets).sum() / n,
+            "kl": kl_divergence(mean, logvar),
+        }
+        return {"loss": total_loss(parts, self.config, kl_weight), **parts}
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

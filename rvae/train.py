@@ -18,7 +18,7 @@ from rvae.checkpoint import Checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
 from rvae.errors import ConfigError, UserError, check_at_least, check_between
 from rvae.groove import stack
-from rvae.model import GrooveVAE, VAEConfig
+from rvae.model import GrooveVAE, VAEConfig, total_loss
 
 __all__ = ["NoDataError", "TrainConfig", "train", "train_files"]
 
@@ -71,16 +71,6 @@ def auto_updates(loops: int) -> int:
     (a dozen loops memorised in ~3 s) and at most 4000 (~45 s on 2 cores, whatever the set).
     R-VAE's 150 epochs over 64 loops are only 150 steps: too few once there are ~100 loops."""
     return int(min(4000, max(300, 12 * loops)))
-
-
-def _full_loss(parts: dict[str, float], c: VAEConfig) -> float:
-    """The loss at full beta, comparable across epochs whatever the warm-up."""
-    return (
-        parts["onset_bce"]
-        + c.w_velocity * parts["velocity_se"]
-        + c.w_offset * parts["offset_se"]
-        + c.beta * parts["kl"]
-    )
 
 
 @torch.no_grad()
@@ -156,8 +146,9 @@ def train(
                     step += 1
                     for k in sums:
                         sums[k] += float(parts[k].detach()) * len(xb) / n
-                train_loss = _full_loss(sums, mc)
-                val_loss = _full_loss(_evaluate(model, x_val, gen), mc) if x_val is not None else None
+                # at full beta, so that epochs compare whatever the warm-up
+                train_loss = total_loss(sums, mc)
+                val_loss = total_loss(_evaluate(model, x_val, gen), mc) if x_val is not None else None
                 monitor = val_loss if val_loss is not None else train_loss
                 # Small data: we expect to overfit, so keep the best epoch (after warm-up), not the last.
                 if step >= warmup and monitor < best:

@@ -96,7 +96,7 @@ def test_train_interrupted_writes_the_best_model_and_says_so(tmp_path, capsys, m
     import importlib
 
     train_module = importlib.import_module("rvae.train")
-    real, calls = train_module._full_loss, []
+    real, calls = train_module.total_loss, []
 
     def interrupt_in_epoch_4(parts, config):
         calls.append(1)
@@ -104,7 +104,7 @@ def test_train_interrupted_writes_the_best_model_and_says_so(tmp_path, capsys, m
             raise KeyboardInterrupt
         return real(parts, config)
 
-    monkeypatch.setattr(train_module, "_full_loss", interrupt_in_epoch_4)
+    monkeypatch.setattr(train_module, "total_loss", interrupt_in_epoch_4)
     out = tmp_path / "m.pt"
     assert main(["train", str(DATA_6_8), "-o", str(out), "--epochs", "50", "--hidden", "16", "--quiet",
                  "--kl-warmup", "0"]) == 130  # as any Ctrl-C, once the best model is written

@@ -135,7 +135,7 @@ def test_keyboard_interrupt_keeps_the_best_model_so_far(ds_6_8, monkeypatch):
             raise KeyboardInterrupt from None
 
     monkeypatch.setattr(train_module, "GrooveVAE", Recorded)
-    monkeypatch.setattr(train_module, "_full_loss", full_loss)
+    monkeypatch.setattr(train_module, "total_loss", full_loss)
     ckpt = tiny(ds_6_8, epochs=20, kl_warmup=0.0)
     s = ckpt.summary
     assert s["stopped"] == "interrupted after 5 epochs"
