@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from performer.clock import InternalClock, MidiClockFollower, Player
+from performer.clock import InternalClock, MidiClockFollower
 from performer.control import Controls, ControlState
 from performer.decoder import DecodeWorker
-from performer.sequencer import SWAP_MODES, Mailbox, Sequencer
+from performer.sequencer import SWAP_MODES, Mailbox, Player, Sequencer
 from rvae.checkpoint import load_checkpoint
 from rvae.errors import UserError
 
@@ -146,7 +146,8 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
 
             recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature)
             outputs.append(recording)
-        clock = MidiClockFollower() if cfg.clock == "midi" else InternalClock(cfg.bpm)
+        follower = MidiClockFollower() if cfg.clock == "midi" else None
+        clock = follower or InternalClock(cfg.bpm)
         mailbox = Mailbox()
         player = Player(
             Sequencer(swap=cfg.swap),
@@ -157,14 +158,14 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
             channel=cfg.channel - 1,
             gate=cfg.gate,
             send_clock=cfg.send_clock,
-            lead=out.lead if out is not None else 0.0,
             ports=port_text,
         )
         cc = control.CCMap(cfg.cc_x, cfg.cc_y) if cfg.cc_x is not None or cfg.cc_y is not None else None
         if cfg.clock == "midi" or cc is not None or cfg.midi_in:
 
             def on_input(msg, stamp):
-                player.on_midi(msg, stamp)
+                if follower is not None and follower.hear(msg, stamp):
+                    player.wake()
                 if cc is not None and msg.type == "control_change":
                     cc.handle(msg, controls)
 

@@ -171,7 +171,11 @@ def _volume(velocity: int) -> float:
 
 
 class AudioPreview:
-    """Plays a Kit's out notes on the synthesised drums. Made by ``open_audio``."""
+    """Plays a Kit's out notes on the synthesised drums (an ``Output``, as the MIDI port is).
+    Made by ``open_audio``."""
+
+    lead = 0.0  # the mixer plays at once (its buffer's latency is the same for every hit)
+    lost = False  # playback errors are swallowed and counted in ``errors``, never fatal
 
     def __init__(self, kit: Kit, sample_rate: int, channels: int) -> None:
         sounds = synth_kit(sample_rate)

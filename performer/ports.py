@@ -48,6 +48,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
+from typing import Protocol
 
 import mido
 import rtmidi
@@ -58,6 +59,7 @@ __all__ = [
     "API_NAMES",
     "InputCallback",
     "InputPort",
+    "Output",
     "OutputPort",
     "backend",
     "list_ports",
@@ -75,6 +77,32 @@ ALL_NOTES_OFF = 123
 ALL_SOUND_OFF = 120
 
 InputCallback = Callable[[mido.Message, float], None]
+
+
+class Output(Protocol):
+    """What the Player asks of anything it plays to: the MIDI port (``OutputPort``), the
+    audio preview (``audio.AudioPreview``), a recording (``record.Recording``). Only the
+    clock thread calls ``send`` and ``panic``; ``close`` runs after it has stopped."""
+
+    def send(self, msg: mido.Message) -> None:
+        """Take one message now; never raises (a failing output becomes ``lost``)."""
+        ...
+
+    def panic(self) -> None:
+        """Silence everything this output left sounding."""
+        ...
+
+    @property
+    def lead(self) -> float:
+        """Seconds to send ahead of an event's time so that it lands on time (0 for most)."""
+        ...
+
+    @property
+    def lost(self) -> bool:
+        """The output failed and drops what it is sent (shown in the status)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def _available() -> list[str]:
@@ -318,10 +346,6 @@ class OutputPort:
             self.send(mido.Message("control_change", channel=ch, control=ALL_NOTES_OFF, value=0))
             if sound_off:
                 self.send(mido.Message("control_change", channel=ch, control=ALL_SOUND_OFF, value=0))
-
-    def reset(self) -> None:
-        """mido's name for silencing a port."""
-        self.panic()
 
     def close(self) -> None:
         """Panic, then close the port; on JACK it first waits four process cycles so the

@@ -1,7 +1,7 @@
 """Recording a performance: what was played, as played, and where the cursor went.
 
-``Recording`` is an output like the MIDI port: the clock thread hands it every message it
-sends, and it only appends (time, message) to a list. ``save`` writes, atomically, a MIDI
+``Recording`` is an output (``ports.Output``) like the MIDI port: the clock thread hands it
+every message it sends, and it only appends (time, message) to a list. ``save`` writes, atomically, a MIDI
 file at the performance's tempo — set or followed, with its changes (``tempo``) — (notes
 where they actually left, clock messages dropped)
 and, beside it, ``NAME.cursor.csv``: time, beat and z of every cursor move, so that a
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mido
 
-from rvae.midi_io import write_atomic
+from rvae.files import write_atomic
 
 __all__ = ["Recording"]
 
@@ -24,6 +24,9 @@ SKIP = {"clock", "start", "stop", "continue", "songpos"}
 
 
 class Recording:
+    lead = 0.0  # it notes when each message left
+    lost = False
+
     def __init__(self, path: str | Path, bpm: float, time_signature: tuple[int, int], now=time.perf_counter) -> None:
         self.path = Path(path)
         self.bpm, self.time_signature, self.now = bpm, time_signature, now
@@ -40,6 +43,12 @@ class Recording:
         if self.t0 is None:
             self.t0 = t
         self.events.append((t, msg))
+
+    def panic(self) -> None:
+        """Nothing sounds in a file: the note-offs the Player sends before a panic are recorded."""
+
+    def close(self) -> None:
+        """Nothing to release: ``save`` writes the files."""
 
     def move(self, z: tuple[float, ...], beat: float) -> None:
         t = self.now()

@@ -1,8 +1,9 @@
-"""The pure sequencer core: which notes fall in a window of beats.
+"""The sequencer: a pure core that says which notes fall in a window of beats, and the
+``Player``, the clock thread that plays it on a clock.
 
 Positions are in beats (quarter notes) from the start of playback; a Pattern's loop
-repeats forever. The core knows no threads, clocks or MIDI: the clock thread asks it for
-the window just ahead and turns what it returns into deadlines.
+repeats forever. The core (``Sequencer``) knows no threads, clocks or MIDI: the Player asks
+it for the window just ahead and turns what it returns into deadlines.
 
 A hit belongs to a grid step; its microtiming moves it up to half a step early or late.
 So the events sounding in beats [b0, b1) come from grid steps up to half a step outside
@@ -10,22 +11,56 @@ that window, and an early hit of the next loop's first step sounds before the lo
 
 Swaps: a new pattern takes over at the next step, beat or bar boundary that no earlier
 query has looked at, so every grid step is played from exactly one pattern.
+
+``Player`` is the clock thread. It owns the Sequencer, the pending notes and the outputs:
+it is the only thread that sends. Each turn of its loop (``service``) reads the controls,
+asks its clock (any ``clock.Clock``) what the transport did, takes the newest pattern from
+the mailbox, asks the sequencer for the window just ahead, sends what is due and returns
+when it next has something to do. Per-event work is a few dictionary and heap operations:
+the GIL is shared with the decoder and the window.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
 import math
+import os
 import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import mido
 import numpy as np
 
+from performer.clock import PPQN, Clock, Transport
 from rvae.grid import Grid
 from rvae.groove import Groove
 
-__all__ = ["SWAP_MODES", "Event", "Mailbox", "Pattern", "PlayerView", "Sequencer", "bar_beat", "make_pattern"]
+if TYPE_CHECKING:
+    from performer.control import Controls
+    from performer.ports import Output
+
+__all__ = [
+    "SWAP_MODES",
+    "Event",
+    "Mailbox",
+    "Pattern",
+    "Player",
+    "PlayerView",
+    "Sequencer",
+    "bar_beat",
+    "make_pattern",
+    "shift",
+]
+
+logger = logging.getLogger(__name__)
 
 SWAP_MODES = ("tick", "beat", "bar")
+CLOCK, START, STOP = (mido.Message(t) for t in ("clock", "start", "stop"))
+ALL_NOTES_OFF = 123
 
 
 @dataclass(frozen=True)
@@ -70,11 +105,18 @@ def make_pattern(
     steps = np.array([h[0] for h in hits], dtype=np.int64)
     inst = np.array([h[1] for h in hits], dtype=np.int64)
     vel = np.array([velocity or h[2] for h in hits], dtype=np.int64)
-    off = np.clip(np.array([h[3] for h in hits], dtype=np.float64) * 0.5 * microtiming, -0.5, 0.4999)
+    off = shift(np.array([h[3] for h in hits], dtype=np.float64), microtiming)
     notes = np.array([groove.kit.out_notes[i] for i in inst], dtype=np.int64)
     for a in (steps, off, notes, vel, inst):
         a.setflags(write=False)
     return Pattern(groove.grid, steps, off, notes, vel, inst, groove, tuple(z), serial)
+
+
+def shift(offset, microtiming: float):
+    """A decoded offset (-1..1, half steps, positive = late) -> where the hit plays, in steps
+    from its grid step, at ``microtiming`` (0 = on the grid, 1 = as decoded). Kept short of
+    half a step late, so a hit never lands on the next step's position. Arrays or floats."""
+    return np.clip(offset * 0.5 * microtiming, -0.5, 0.4999)
 
 
 class Mailbox:
@@ -191,8 +233,8 @@ class PlayerView:
     state: str = "stopped"  # "playing", "stopped", "waiting for clock"
     ports: str = ""  # e.g. "out: rvae (JACK)  in: —"
     pattern: Pattern | None = None  # the pattern playing now
-    late_events: int = 0  # events sent after their deadline, counted
-    missed_ticks: int = 0
+    late_events: int = 0  # events sent over 1 ms after they were due to leave
+    missed_ticks: int = 0  # clock pulses sent over one pulse period after they were due
 
 
 def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
@@ -203,3 +245,262 @@ def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
     bar = math.floor(beat / qpb + 1e-9)
     in_bar = max(0.0, beat - bar * qpb)
     return bar + 1, min(grid.time_signature[0], math.floor(in_bar / unit + 1e-9) + 1)
+
+
+# --- the clock thread ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Scheduled:
+    """A note-on or note-off waiting in the Player's heap. In beat order; at one beat a
+    note-off goes before a note-on (a retriggered note ends before it sounds again), then
+    first pushed, first sent."""
+
+    beat: float
+    on: bool
+    order: int
+    note: int = field(compare=False)
+    velocity: int = field(compare=False, default=0)  # a note-on's
+    ends: int = field(compare=False, default=0)  # a note-off's: the ``order`` of the note-on it ends
+
+
+def _realtime_priority() -> None:
+    """Ask the OS to run this thread (pid 0 = the calling thread on Linux) before ordinary
+    work, so a busy machine delays ticks less. Silently stays ordinary where not allowed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+        logger.debug("clock thread runs SCHED_FIFO 20")
+    except (AttributeError, OSError):
+        pass
+
+
+class Player:
+    """The clock thread: plays the sequencer on ``clock`` (any ``clock.Clock``) to ``outputs``
+    (any ``ports.Output``: the MIDI port, the audio preview, a recording). ``now`` is
+    injectable so unit tests drive ``service`` by hand."""
+
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        mailbox: Mailbox,
+        controls: Controls,
+        outputs: Sequence[Output],
+        clock: Clock,
+        channel: int = 9,
+        gate: float = 0.125,
+        lookahead: float = 1.0 / 24,
+        send_clock: bool = True,
+        ports: str = "",
+        now: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.seq, self.mailbox, self.controls, self.clock = sequencer, mailbox, controls, clock
+        self.outputs = list(outputs)
+        self.channel = channel
+        self.gate = gate  # note length in beats
+        self.lookahead = lookahead  # beats scheduled ahead: at least half a step, so early hits leave on time
+        self.send_clock = send_clock and clock.sends_clock
+        # Seconds to send before an event's time: the outputs' largest lead. rtmidi's JACK port
+        # stamps every message at the start of the next JACK cycle, so an event sent on time
+        # lands 0..1 period late; sent half a period early, it lands on the cycle boundary
+        # nearest its time. Not when the clock says no (a followed clock: see clock.py).
+        self.lead = max((o.lead for o in self.outputs), default=0.0) if clock.leads else 0.0
+        self.now = now
+        self.ports = ports
+        self.stop_event = threading.Event()
+        self.late = 0  # events sent over 1 ms after they were due to leave (their time - lead)
+        self.missed = 0  # clock pulses sent over one pulse period after they were due
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()  # set by the input callback: a pulse is waiting
+        self._burst: list[mido.Message] = []  # sent at the end of this turn, see _flush
+        self._heap: list[Scheduled] = []
+        self._order = 0
+        self._sounding: dict[int, int] = {}  # note -> order of the note-on that holds it
+        self._scheduled = 0.0  # beats before this have been asked of the sequencer
+        self._from = 0.0  # the beat playing started (or relocated) at
+        self._next_tick = 0
+        self._state = controls.get()
+        self._playing = False
+        self._started: float | None = None  # beat 0's time, logged once the turn is sent
+        self.view = PlayerView(bpm=clock.bpm, clock=clock.kind, state=clock.idle, ports=ports)
+
+    # --- output -----------------------------------------------------------------------
+    def _send(self, msg: mido.Message) -> None:
+        self._burst.append(msg)
+
+    def _flush(self) -> None:
+        # Everything due leaves together, output by output (the MIDI port first): sent one
+        # message at a time to every output, a pulse and its notes could straddle a JACK cycle.
+        burst, self._burst = self._burst, []
+        for out in self.outputs:
+            for msg in burst:
+                out.send(msg)
+
+    def _note_off(self, note: int) -> None:
+        self._sounding.pop(note, None)
+        self._send(mido.Message("note_off", channel=self.channel, note=note, velocity=0))
+
+    def silence(self) -> None:
+        """Note-offs for everything sounding, then All Notes Off; forget pending note-ons."""
+        for note in list(self._sounding):
+            self._note_off(note)
+        self._heap = []
+        self._send(mido.Message("control_change", channel=self.channel, control=ALL_NOTES_OFF, value=0))
+        self._flush()
+
+    # --- what the controls and the clock say ----------------------------------------------
+    def _follow(self, now: float) -> None:
+        st = self.controls.get()
+        old, self._state = self._state, st
+        if st.swap != self.seq.swap:
+            self.seq.swap = st.swap
+        if st.panic != old.panic:
+            self.silence()
+            for out in self.outputs:
+                out.panic()
+        self.clock.request(st.running, st.bpm, now + self.lead)  # beat 0 too can leave ``lead`` early
+        change = self.clock.poll(now)
+        if change is not None:
+            self._transport(change)
+        if old.running and not st.running and self._playing:
+            self.silence()  # a clock that plays on (a followed one) keeps the place: stop only mutes
+        pattern = self.mailbox.take()
+        if pattern is not None:
+            self.seq.offer(pattern)
+
+    def _transport(self, change: Transport) -> None:
+        if not change.running:
+            if self._playing and self.send_clock:
+                self._send(STOP)
+            self._playing = False
+            self.silence()
+            return
+        self.silence()
+        self.seq.locate(change.beat)
+        # from a beat back, for the first step's early hits: they go at once, with Start
+        self._from, self._scheduled, self._playing = change.beat, change.beat - 1.0, True
+        self._next_tick = math.ceil(change.beat * PPQN - 1e-9)
+        if self.send_clock:
+            self._send(START)
+        if math.isfinite(t := self.clock.time_of(change.beat)):
+            self._started = t
+
+    # --- the loop ---------------------------------------------------------------------
+    def service(self) -> float:
+        """One turn: returns the time of the next thing to do."""
+        nxt = self._turn(self.now())
+        self._flush()
+        if self._started is not None:  # after the flush: a write to stderr must not delay beat 0
+            # what a benchmark compares the output with (perf_counter is CLOCK_MONOTONIC on Linux)
+            logger.info(
+                "%s clock: beat 0 at perf_counter %.6f s, %g BPM", self.clock.kind, self._started, self.clock.bpm
+            )
+            self._started = None
+        return nxt
+
+    def _turn(self, now: float) -> float:
+        self._follow(now)
+        if not self._playing or not self._state.running:  # stopped, or muted on a clock that plays on
+            self._publish(now)
+            return now + 0.002
+        self._schedule(now)
+        for entry, due in self._due(now):
+            self._play(entry, due, now)
+        self._pulses(now, math.inf)
+        self._publish(now)
+        return self._next_wake(now)
+
+    def _schedule(self, now: float) -> None:
+        """Ask the sequencer for the window just ahead of what the clock knows."""
+        horizon = self.clock.horizon(now + self.lead) + self.lookahead  # notes leave as early as pulses
+        if horizon > self._scheduled:
+            for ev in self.seq.events(self._scheduled, horizon):
+                self._push(ev.beat, True, ev.note, velocity=ev.velocity)
+            self._scheduled = horizon
+
+    def _due(self, now: float) -> Iterator[tuple[Scheduled, float]]:
+        """What is due: (entry, the time it was due to leave), in order, taken off the heap.
+        A note-off pushed while these are sent comes out too if it is due."""
+        while self._heap:
+            due = self.clock.time_of(self._heap[0].beat) - self.lead  # inf: waits for its pulse
+            if due > now:
+                return
+            yield heapq.heappop(self._heap), due
+
+    def _play(self, entry: Scheduled, due: float, now: float) -> None:
+        """Send it: first the clock pulses up to its beat (after a stall too, each pulse still
+        goes before its notes), then the note."""
+        self._pulses(now, entry.beat)
+        if now - due > 0.001 and entry.beat >= self._from:  # an early hit before a start cannot be on time
+            self.late += 1
+        note = entry.note
+        if entry.on:
+            if note in self._sounding:
+                self._note_off(note)  # retrigger: end the old note first
+            self._sounding[note] = entry.order
+            self._send(mido.Message("note_on", channel=self.channel, note=note, velocity=entry.velocity))
+            self._push(entry.beat + self.gate, False, note, ends=entry.order)
+        elif self._sounding.get(note) == entry.ends:
+            self._note_off(note)
+
+    def _next_wake(self, now: float) -> float:
+        nxt = now + 0.01
+        if self._heap:  # a hit waiting for its pulse (inf) wakes with the pulse: the input sets _wake
+            nxt = min(nxt, self.clock.time_of(self._heap[0].beat) - self.lead)
+        if self.send_clock:
+            nxt = min(nxt, self.clock.time_of(self._next_tick / PPQN) - self.lead)
+        # ask the sequencer again before half the look-ahead is used up
+        return min(nxt, self.clock.time_of(self._scheduled - self.lookahead / 2) - self.lead)
+
+    def _pulses(self, now: float, until_beat: float) -> None:
+        """Send the clock pulses due by ``now`` that fall on or before ``until_beat``."""
+        if not self.send_clock:
+            return
+        while self._next_tick <= until_beat * PPQN + 1e-9:
+            due = self.clock.time_of(self._next_tick / PPQN) - self.lead
+            if due > now:
+                return
+            if now - due > 60.0 / (self.clock.bpm * PPQN):
+                self.missed += 1
+            self._send(CLOCK)
+            self._next_tick += 1
+
+    def _push(self, beat: float, on: bool, note: int, velocity: int = 0, ends: int = 0) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, Scheduled(beat, on, self._order, note, velocity, ends))
+
+    def _publish(self, now: float) -> None:
+        c = self.clock
+        beat = max(0.0, c.beat_at(now)) if self._playing else self.view.beat
+        ports = self.ports + ("  (MIDI out LOST)" if any(o.lost for o in self.outputs) else "")
+        state = "playing" if self._playing else c.idle
+        self.view = PlayerView(beat, c.bpm, c.kind, state, ports, self.seq.pattern, self.late, self.missed)
+
+    def run(self) -> None:
+        _realtime_priority()
+        try:
+            while not self.stop_event.is_set():
+                wait = self.service() - self.now()
+                if wait > 0:
+                    self._wake.wait(min(wait, 0.05))
+                self._wake.clear()
+        except Exception:
+            logger.exception("the clock thread failed; silencing")
+        finally:
+            self.silence()
+            if self.send_clock and self._playing:
+                self._send(STOP)
+            self._flush()
+
+    def wake(self) -> None:
+        """Turn now, not at the next planned time: the input callback calls it when a followed
+        clock's message arrives (a hit on a pulse leaves when the pulse does)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="rvae-clock", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

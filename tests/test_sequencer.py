@@ -6,9 +6,9 @@ import mido
 import numpy as np
 import pytest
 
-from performer.clock import PPQN, InternalClock, MidiClockFollower, Player
+from performer.clock import PPQN, InternalClock, MidiClockFollower
 from performer.control import Controls, ControlState
-from performer.sequencer import Mailbox, Sequencer, make_pattern
+from performer.sequencer import Mailbox, Player, Sequencer, make_pattern
 from rvae.grid import Grid
 from rvae.groove import Groove
 from rvae.kit import KITS
@@ -105,11 +105,19 @@ def test_six_eight_bar_is_three_beats():
 
 
 class Recorder:
-    def __init__(self, clock):
-        self.clock, self.got = clock, []
+    """An Output that keeps (time, message) of everything sent."""
+
+    def __init__(self, clock, lead=0.0):
+        self.clock, self.got, self.lead, self.lost = clock, [], lead, False
 
     def send(self, msg):
         self.got.append((self.clock.t, msg))
+
+    def panic(self):
+        self.got.append((self.clock.t, mido.Message("reset")))
+
+    def close(self):
+        pass
 
 
 class FakeTime:
@@ -127,15 +135,21 @@ def run_for(player, fake, seconds, dt=0.0005):
         fake.t = max(fake.t + 1e-6, min(nxt, fake.t + dt))
 
 
-def make_player(pattern, clock, controls=None, **kw):
+def make_player(pattern, clock, controls=None, lead=0.0, **kw):
     fake = FakeTime()
-    rec = Recorder(fake)
+    rec = Recorder(fake, lead)
     mb = Mailbox()
     mb.put(pattern)
     player = Player(
         Sequencer(swap="bar"), mb, controls or Controls(ControlState(bpm=120.0)), [rec], clock, now=fake, **kw
     )
     return player, rec, fake
+
+
+def midi_in(player, msg, stamp):
+    """What the input callback does (see app.py): the follower queues, the player wakes."""
+    if player.clock.hear(msg, stamp):
+        player.wake()
 
 
 def test_internal_clock_sends_24_pulses_per_beat_on_time_and_pairs_notes():
@@ -207,14 +221,17 @@ def test_after_a_stall_each_pulse_still_goes_before_its_notes():
             placed.append((m.type, m.note, pulses))
     assert pulses == 48
     assert placed == [("note_off", 36, 3), ("note_on", 38, 24), ("note_off", 38, 27), ("note_on", 36, 48)]
+    # pulses 1..47 left over one pulse period (20.8 ms) after their time; pulse 48 only 20 ms
+    assert player.view.missed_ticks == 47
 
 
-def test_midi_clock_on_the_input_is_not_queued_on_the_internal_clock():
-    # a controller sending CC for the cursor often sends its clock too, all show long
-    player, _, _ = make_player(FOUR, InternalClock(120.0))
-    for _ in range(1000):
-        player.on_midi(mido.Message("clock"), 0.0)
-    assert player.inbox.qsize() == 0
+def test_a_follower_queues_only_clock_and_transport_messages():
+    # the input also carries a controller's CC for the cursor: not the clock thread's work
+    clock = MidiClockFollower()
+    assert not clock.hear(mido.Message("control_change", control=20, value=64), 0.0)
+    assert clock.hear(mido.Message("clock"), 0.0) and clock.hear(mido.Message("songpos", pos=4), 0.0)
+    clock.poll(0.0)
+    assert clock.pulse == 23  # the song position moved it: 4 sixteenths, the next pulse is 24
 
 
 def test_tempo_change_keeps_the_phase():
@@ -240,9 +257,9 @@ def test_stop_silences_and_sends_all_notes_off():
 
 def feed_pulses(player, fake, n, period, start_kind="start"):
     if start_kind:
-        player.on_midi(mido.Message(start_kind), fake.t)
+        midi_in(player, mido.Message(start_kind), fake.t)
     for _ in range(n):
-        player.on_midi(mido.Message("clock"), fake.t)
+        midi_in(player, mido.Message("clock"), fake.t)
         run_for(player, fake, period, dt=period / 8)
 
 
@@ -251,10 +268,10 @@ def test_following_midi_clock_puts_hits_on_their_pulses():
     player, rec, fake = make_player(p, MidiClockFollower())
     period = 0.5 / PPQN  # 120 BPM
     pulse_times = []
-    player.on_midi(mido.Message("start"), fake.t)
+    midi_in(player, mido.Message("start"), fake.t)
     for _ in range(5 * PPQN):
         pulse_times.append(fake.t)
-        player.on_midi(mido.Message("clock"), fake.t)
+        midi_in(player, mido.Message("clock"), fake.t)
         run_for(player, fake, period, dt=period / 8)
     ons = [(t, m.note) for t, m in rec.got if m.type == "note_on"]
     assert [n for _, n in ons] == [36, 42, 38, 36, 42]
@@ -272,17 +289,17 @@ def test_joining_a_running_clock_plays_along_after_a_beat_but_not_after_a_stop()
     pulse_times = []
     for _ in range(3 * PPQN):
         pulse_times.append(fake.t)
-        player.on_midi(mido.Message("clock"), fake.t)
+        midi_in(player, mido.Message("clock"), fake.t)
         run_for(player, fake, period, dt=period / 8)
     ons = [(t, m.note) for t, m in rec.got if m.type == "note_on"]
     assert [n for _, n in ons] == [36, 38]  # bar 1 from the pulse after the first beat
     assert ons[0][0] == pytest.approx(pulse_times[PPQN], abs=1e-4)
     assert ons[1][0] == pytest.approx(pulse_times[2 * PPQN], abs=1e-4)
     # a DAW that stopped keeps sending pulses: a Stop is obeyed however long they go on
-    player.on_midi(mido.Message("stop"), fake.t)
+    midi_in(player, mido.Message("stop"), fake.t)
     rec.got.clear()
     for _ in range(3 * PPQN):
-        player.on_midi(mido.Message("clock"), fake.t)
+        midi_in(player, mido.Message("clock"), fake.t)
         run_for(player, fake, period, dt=period / 8)
     assert not [m for _, m in rec.got if m.type == "note_on"]
 
@@ -293,10 +310,10 @@ def test_a_pulse_that_overtakes_an_early_hits_estimate_takes_it_along_not_late()
     player, rec, fake = make_player(p, MidiClockFollower())
     period = 0.5 / PPQN
     feed_pulses(player, fake, 29, period)  # pulses 0..28
-    player.on_midi(mido.Message("clock"), fake.t)  # pulse 29: the hat is due 2 ms before pulse 30
+    midi_in(player, mido.Message("clock"), fake.t)  # pulse 29: the hat is due 2 ms before pulse 30
     run_for(player, fake, period - 0.003, dt=period / 8)
     assert [m.note for _, m in rec.got if m.type == "note_on"] == [36]
-    player.on_midi(mido.Message("clock"), fake.t)  # pulse 30, 3 ms before the estimate
+    midi_in(player, mido.Message("clock"), fake.t)  # pulse 30, 3 ms before the estimate
     run_for(player, fake, 0.0005, dt=0.0001)
     assert [m.note for _, m in rec.got if m.type == "note_on"] == [36, 42]
     assert player.late == 0
@@ -307,7 +324,7 @@ def test_midi_stop_silences_and_start_restarts_at_bar_one():
     player, rec, fake = make_player(p, MidiClockFollower(), gate=0.9)
     period = 0.5 / PPQN
     feed_pulses(player, fake, 14, period)
-    player.on_midi(mido.Message("stop"), fake.t)
+    midi_in(player, mido.Message("stop"), fake.t)
     run_for(player, fake, 0.05)
     types = [m.type for _, m in rec.got]
     assert types.count("note_on") == 2 and types.count("note_off") == 2
@@ -319,7 +336,7 @@ def test_midi_stop_silences_and_start_restarts_at_bar_one():
 def test_song_position_moves_the_playhead():
     p = make_pattern(groove([(0, 0, 100, 0), (1, 48, 90, 0)]))
     player, rec, fake = make_player(p, MidiClockFollower())
-    player.on_midi(mido.Message("songpos", pos=8), fake.t)  # 8 sixteenths = beat 2
+    midi_in(player, mido.Message("songpos", pos=8), fake.t)  # 8 sixteenths = beat 2
     feed_pulses(player, fake, 3, 0.5 / PPQN, start_kind="continue")
     assert [m.note for _, m in rec.got if m.type == "note_on"] == [38]
 
