@@ -19,9 +19,9 @@ import torch
 
 from rvae.dataset import DataConfig
 from rvae.errors import UserError
+from rvae.files import write_atomic
 from rvae.grid import Grid
 from rvae.kit import Kit
-from rvae.midi_io import write_atomic
 from rvae.model import GrooveVAE, VAEConfig
 
 __all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]

@@ -21,6 +21,7 @@ import numpy as np
 from rvae.checkpoint import load_checkpoint
 from rvae.dataset import DataConfig, find_midi_files
 from rvae.errors import ConfigError, UserError, shown
+from rvae.files import json_clean
 from rvae.generate import MIN_CELL
 from rvae.midi_io import MidiReadError, write_midi
 from rvae.model import VAEConfig
@@ -225,7 +226,8 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_map(args) -> int:
-    from rvae.generate import latent_map, map_image, save_png
+    from rvae.files import save_png
+    from rvae.generate import latent_map, map_image
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
@@ -243,13 +245,6 @@ def cmd_map(args) -> int:
     save_png(img, out)
     print(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, {args.size}x{args.size} cells over [-3, 3]^2)")
     return 0
-
-
-def _clean(d: dict) -> dict:
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
-        for k, v in d.items()
-    }
 
 
 def cmd_eval(args) -> int:
@@ -272,7 +267,7 @@ def cmd_eval(args) -> int:
             f"with at least {ckpt.min_onsets} onsets"
         )
     figures = evaluate(ckpt, loops, args.threshold)
-    result = _clean({"loops": figures.pop("loops"), "sparse_loops_dropped": ds.sparse_loops} | figures)
+    result = json_clean({"loops": figures.pop("loops"), "sparse_loops_dropped": ds.sparse_loops} | figures, digits=4)
     gen = None
     if args.generation:
         from rvae.judge import judge

@@ -56,9 +56,9 @@ import numpy as np
 
 from rvae.dataset import DataConfig, find_midi_files, load_dataset, load_loops
 from rvae.errors import ConfigError, UserError
+from rvae.files import json_clean, save_surface, write_atomic
 from rvae.grid import parse_time_signature
 from rvae.kit import KITS, load_kit
-from rvae.midi_io import write_atomic
 from rvae.model import VAEConfig
 from rvae.train import TrainConfig
 
@@ -470,12 +470,6 @@ def _worker_init() -> None:
 # ---------------------------------------------------------------------------------- output
 
 
-def _clean(v: object) -> object:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None  # JSON has no NaN
-    return round(v, 5) if isinstance(v, float) else v
-
-
 def _read_results(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -487,7 +481,7 @@ def _read_results(path: Path) -> list[dict]:
 
 
 def _write_results(out: Path, rows: list[dict]) -> None:
-    rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
+    rows = [json_clean(r, digits=5) for r in rows]  # type: ignore[misc]
     write_atomic(out / "results.json", lambda p: Path(p).write_text(json.dumps(rows, indent=1) + "\n"))
     columns: list[str] = []
     for r in rows:
@@ -681,11 +675,7 @@ def plot_results(cfg: ExperimentConfig, rows: list[dict], out: Path) -> tuple[li
                 [str(v) for v in values],
                 per,
             )
-        path = out / f"plot_{key}.png"
-        tmp = out / f".{path.stem}.tmp.png"  # pygame picks the format by suffix: the temp file ends in .png
-        pygame.image.save(surf, str(tmp))
-        os.replace(tmp, path)  # atomic, as the results
-        written.append(path)
+        written.append(save_surface(surf, out / f"plot_{key}.png"))  # atomic, as the results
     return written, f"plots: {', '.join(p.name for p in written)}"
 
 

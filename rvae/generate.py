@@ -8,8 +8,6 @@ always travel together.
 from __future__ import annotations
 
 import colorsys
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +17,7 @@ from rvae.dataset import Dataset, load_loops
 from rvae.errors import UserError
 from rvae.groove import Groove, stack
 from rvae.latent import MAP_EXTENT
-from rvae.midi_io import read_midi, write_atomic
+from rvae.midi_io import read_midi
 
 __all__ = [
     "MAP_EXTENT",
@@ -34,7 +32,6 @@ __all__ = [
     "interpolate",
     "latent_map",
     "map_image",
-    "save_png",
 ]
 
 MIN_CELL = 3  # pixels per map cell: a border each side and one for the bars (the first instrument's)
@@ -193,17 +190,3 @@ def map_image(
                 img[max(0, y - 2) : y + 3, max(0, x - 1) : x + 2] = 255
                 img[max(0, y - 1) : y + 2, max(0, x - 2) : x + 3] = 255
     return img
-
-
-def save_png(rgb: np.ndarray, path: str | Path) -> Path:
-    """Write an (H, W, 3) uint8 array as PNG, atomically, without opening a display."""
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
-
-    surface = pygame.surfarray.make_surface(np.ascontiguousarray(rgb.swapaxes(0, 1)))
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object, so the name hint (not the .tmp name) picks PNG
-            pygame.image.save(surface, f, "png")
-
-    return write_atomic(path, write)

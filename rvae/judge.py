@@ -19,13 +19,13 @@ plays), nested dicts; ``flatten`` turns it into one level of dotted keys for a C
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from rvae.checkpoint import Checkpoint
 from rvae.descriptors import compare, describe, summarise
+from rvae.files import json_clean
 from rvae.generate import MAP_EXTENT, decode_probs, latent_map
 from rvae.groove import Groove, stack
 
@@ -138,19 +138,6 @@ def _binarise(probs: np.ndarray, threshold: float) -> np.ndarray:
     return np.stack([on, probs[:, 1] * on, probs[:, 2] * on], axis=1)
 
 
-def _json(x):
-    """numpy scalars -> Python numbers, nan/inf -> None, recursively."""
-    if isinstance(x, dict):
-        return {k: _json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json(v) for v in x]
-    if isinstance(x, (np.integer, int)) and not isinstance(x, bool):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def flatten(report: dict, sep: str = ".") -> dict:
     """A nested report -> one level: {"prior": {"summary": {"oa_mean": .8}}} -> {"prior.summary.oa_mean": .8}."""
     out = {}
@@ -234,7 +221,7 @@ def judge(
     report["smoothness"] = map_smoothness(map_on)
     report["coverage"] = map_coverage(map_on)
     report["novelty"] = {"map": 1.0 - report["map"]["copy_share"], "prior": 1.0 - report["prior"]["copy_share"]}
-    return _json(report)
+    return json_clean(report)  # type: ignore[return-value]
 
 
 _ROWS = {  # report key -> row label in summary_text: the model's two sets, then what they mean
