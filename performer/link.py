@@ -1,0 +1,207 @@
+"""Ableton Link clock: beats and their times from the Link session's timeline.
+
+Link keeps tempo and bar phase shared among every peer on the network. Only the phase
+within a *quantum* (here the bar's length in quarter notes: 4/4 → 4, 3/4 → 3, 6/8 → 3,
+12/8 → 6, 5/4 → 5, 7/8 → 3.5) is common to the peers; the beat count itself is each
+peer's own. Starting maps beat 0 to a bar line of the session (``requestBeatAtTime``):
+alone, to the moment asked; with peers, to the next bar boundary of the session's phase,
+as Live does. Loops then start on multiples of their length from beat 0.
+
+Time: Link counts microseconds of CLOCK_MONOTONIC_RAW on Linux, the Player
+``perf_counter`` seconds (CLOCK_MONOTONIC). Measured here the two differ by a constant
+offset of a fraction of a second plus NTP's slewing of CLOCK_MONOTONIC (a few ppm): the
+offset is re-measured, bracketed by two ``perf_counter`` reads, on every ``poll``.
+
+Realtime: the clock thread ``poll``s once per turn: one captured session state
+(``captureAppSessionState``, measured ~0.3 µs, a short mutex inside Link; the audio-thread
+variant is not exposed to Python), the peer count and the clock offset. ``beat_at`` and
+``time_of`` answer from that snapshot, without calling Link. No Link callbacks are
+registered: they would take the GIL on Link's own threads while Link holds its locks.
+
+``link`` (LinkPython-extern, GPL-2.0-or-later) is imported here only, when a LinkClock is
+made: the rest of rvae never imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from fractions import Fraction
+
+from rvae.errors import UserError
+
+__all__ = ["MAX_LATENCY", "LinkClock", "bar_quantum"]
+
+logger = logging.getLogger(__name__)
+
+MAX_LATENCY = 0.5  # seconds either way: more is a wrong unit, not a sound card
+JUMP = 0.010  # seconds: the timeline moving this much under us (joining a session) relocates
+
+
+def bar_quantum(time_signature: tuple[int, int]) -> float:
+    """The bar's length in quarter notes: Link's quantum for a meter (7/8 → 3.5)."""
+    num, den = time_signature
+    return float(Fraction(4 * num, den))
+
+
+def _import_link():
+    try:
+        import link
+    except ImportError:
+        raise UserError("--clock link needs Ableton Link, an optional extra: pip install 'rvae[link]'") from None
+    return link
+
+
+class LinkClock:
+    """Beat <-> time from the Link session; owned by the clock thread, which ``poll``s it.
+
+    ``quantum``: beats per bar for the phase (see ``bar_quantum``); ``latency``: seconds
+    every event moves, positive = earlier, so rvae's MIDI lands with the peers' audio;
+    ``start_stop``: share start and stop with peers that also have it on."""
+
+    kind = "link"
+
+    def __init__(self, bpm: float = 120.0, quantum: float = 4.0, latency: float = 0.0, start_stop: bool = True):
+        if not math.isfinite(quantum) or quantum <= 0:
+            raise UserError(f"--quantum {quantum:g}: the bar's length in quarter notes must be above 0")
+        if not math.isfinite(latency) or abs(latency) > MAX_LATENCY:
+            raise UserError(f"--latency {latency * 1000:g}: choose milliseconds between -500 and 500")
+        link = _import_link()
+        self.quantum = float(quantum)
+        self.latency = float(latency)
+        self.start_stop = start_stop
+        self._link = link.Link(float(bpm))
+        self._link.startStopSyncEnabled = start_stop
+        self._clock = self._link.clock()
+        self.running = False
+        self.peers = 0
+        self._offset = 0.0  # Link's seconds minus perf_counter's
+        self._measure_offset()
+        self._state = self._link.captureAppSessionState()
+        self._session_playing = self._state.isPlaying()
+
+    # --- session ----------------------------------------------------------------------
+    def open(self) -> LinkClock:
+        """Join the session (Link discovers peers from now on)."""
+        self._link.enabled = True
+        return self
+
+    def close(self) -> None:
+        self._link.enabled = False
+
+    def __enter__(self) -> LinkClock:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_for_peers(self, timeout: float = 1.0) -> int:
+        """Wait up to ``timeout`` s for a peer (discovery took 2-500 ms here); not on the clock thread."""
+        give_up = time.perf_counter() + timeout
+        while self._link.numPeers() == 0 and time.perf_counter() < give_up:
+            time.sleep(0.005)
+        self.poll(time.perf_counter())
+        return self.peers
+
+    # --- time conversion --------------------------------------------------------------
+    def _measure_offset(self) -> None:
+        # A read pair more than 50 µs apart was interrupted (the GIL, the scheduler): keep
+        # the last offset rather than one that may be off by the interruption.
+        for _ in range(3):
+            a = time.perf_counter()
+            m = self._clock.micros()
+            b = time.perf_counter()
+            if b - a < 50e-6:
+                self._offset = m * 1e-6 - (a + b) / 2
+                return
+
+    def _micros(self, t: float) -> int:
+        return round((t + self._offset) * 1e6)
+
+    def _seconds(self, micros: int) -> float:
+        return micros * 1e-6 - self._offset
+
+    # --- what the Player asks -----------------------------------------------------------
+    @property
+    def bpm(self) -> float:
+        return self._state.tempo()
+
+    @property
+    def t0(self) -> float:
+        """The time of beat 0."""
+        return self.time_of(0.0)
+
+    def beat_at(self, t: float) -> float:
+        return self._state.beatAtTime(self._micros(t + self.latency), self.quantum)
+
+    def time_of(self, beat: float) -> float:
+        return self._seconds(self._state.timeAtBeat(beat, self.quantum)) - self.latency
+
+    def phase(self, t: float) -> float:
+        """Where ``t`` falls in the session's bar, in beats [0, quantum)."""
+        return self._state.phaseAtTime(self._micros(t + self.latency), self.quantum)
+
+    def poll(self, now: float) -> str | None:
+        """Take the session's news, once per turn. Returns what the Player must act on:
+        "stop" (a peer stopped: silence), "start" (a peer started: play from beat 0, which
+        is now the bar where their start falls), "jump" (the timeline moved under us, as on
+        joining a running session: play again from beat 0, the next bar boundary), or None."""
+        self._measure_offset()
+        before = self.beat_at(now)
+        self._state = self._link.captureAppSessionState()
+        self.peers = self._link.numPeers()
+        news = None
+        if self.start_stop and self._state.isPlaying() != self._session_playing:
+            self._session_playing = self._state.isPlaying()
+            if self._session_playing:
+                self._state.requestBeatAtStartPlayingTime(0.0, self.quantum)
+                self._commit()
+                self.running, news = True, "start"
+            elif self.running:
+                self.running, news = False, "stop"
+        elif self.running and abs(self.beat_at(now) - before) * 60.0 / self.bpm > JUMP:
+            self._request_zero(now)
+            news = "jump"
+        if news:
+            logger.info("Link: %s; beat 0 at %.6f, %.2f BPM, %d peers", news, self.t0, self.bpm, self.peers)
+        return news
+
+    def start(self, now: float) -> None:
+        """Play from beat 0: now if alone, else at the session's next bar line. With
+        start/stop sync the session plays from now on: peers with theirs on start too, and
+        their Stop reaches us. (A peer joining a playing session is not told it plays: Link
+        shares a start or stop when it happens, so starting says so.)"""
+        self._state = self._link.captureAppSessionState()
+        if self.start_stop:
+            self._state.setIsPlayingAndRequestBeatAtTime(True, self._micros(now + self.latency), 0.0, self.quantum)
+            self._session_playing = True
+            self._commit()
+        else:
+            self._request_zero(now)
+        self.running = True
+
+    def stop(self, now: float | None = None) -> None:
+        """Stop playing; with start/stop sync the peers stop too."""
+        self.running = False
+        if self.start_stop:
+            self._state = self._link.captureAppSessionState()
+            self._state.setIsPlaying(False, self._micros(time.perf_counter() if now is None else now))
+            self._session_playing = False
+            self._commit()
+
+    def set_bpm(self, bpm: float, now: float) -> None:
+        """Set the session's tempo, for every peer, from ``now``; the beat at ``now`` keeps its place."""
+        self._state = self._link.captureAppSessionState()
+        self._state.setTempo(float(bpm), self._micros(now + self.latency))
+        self._commit()
+
+    def _request_zero(self, now: float) -> None:
+        self._state.requestBeatAtTime(0.0, self._micros(now + self.latency), self.quantum)
+        self._commit()
+
+    def _commit(self) -> None:
+        self._link.commitAppSessionState(self._state)
+        # the committed state is what Link answers from now on; re-read it so that the
+        # next poll compares against the timeline as Link keeps it
+        self._state = self._link.captureAppSessionState()
