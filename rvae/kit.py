@@ -11,6 +11,13 @@ Built-ins:
   hi-hat of that dataset is lost.
 - ``rvae``: R-VAE / RhythmVAE's 9 classes and its loose note map, for comparable figures.
   Note that map puts crashes on "clap" and rides on "rim", as the original does.
+- ``mpc``, ``mpk``, ``maschine``: one class per pad, for clips recorded on pads: which sound
+  sits on a pad is the player's choice, so the model learns pads and plays the same pads back.
+  ``mpc`` is the note layout of MPC DRUM programs (every MPC since the MPC60, and the default
+  up to MPC software 2.10); ``mpk`` the chromatic layout from note 36 (MPC 2.11 and later, MPK
+  and LPD pads); ``maschine`` Maschine's sound slots from its default root note C1 (36).
+- ``battery``: General MIDI as ``default``, but with the open hi-hat on 44, where Native
+  Instruments Battery's kits put it.
 
 A user kit is a TOML or JSON file::
 
@@ -167,6 +174,39 @@ KITS: dict[str, Kit] = {
         ],
     ),
 }
+
+
+# MPC DRUM programs, pads A01-A16 (bank A). Sources: the MPC Studio Mk2 surface definition in
+# bcrowe306/FLStudio_MPC_Studio_Mk2_Script (mpc_studio_mk2/surface_def.py, PAD_0-PAD_15), and
+# MPC-Tutor, "Re-Mapping MIDI Notes on MPC Drum Kits" (same layout on every MPC since the
+# MPC60, the default for new DRUM programs until MPC 2.11, and in the factory libraries).
+MPC_PADS = (37, 36, 42, 82, 40, 38, 46, 44, 48, 47, 45, 43, 49, 55, 51, 53)
+# Pads from note 36 up: MPC 2.11's new default "Chromatic C1" (same MPC-Tutor page); Akai
+# MPK/LPD pads send 36-43 on bank A and 44-51 on bank B (LPD8 factory program 1, in
+# longears/pixelslinger midi-notes.txt); Maschine maps sound slot 1 to its group's root note,
+# C1 = 36 by default, slot 2 to 37 and so on (Maschine manual, "MIDI to Group - import rules").
+CHROMATIC_PADS = tuple(range(36, 52))
+
+KITS["mpc"] = _kit("mpc", [(f"A{i + 1:02d}", n, [n]) for i, n in enumerate(MPC_PADS)])
+KITS["mpk"] = _kit("mpk", [(f"pad {i + 1}", n, [n]) for i, n in enumerate(CHROMATIC_PADS)])
+KITS["maschine"] = _kit("maschine", [(f"slot {i + 1}", n, [n]) for i, n in enumerate(CHROMATIC_PADS)])
+# Battery "mostly matches General MIDI, except for placing the Open Hi-Hat sound on the Pedal
+# Hi-Hat note" (README of a drum-capture tool whose gm2 scheme targets Battery); the rest is
+# ``default``'s General MIDI.
+KITS["battery"] = _kit(
+    "battery",
+    [
+        ("kick", 36, [35, 36]),
+        ("snare", 38, [37, 38, 39, 40]),
+        ("closed hat", 42, [42]),
+        ("open hat", 44, [44, 46]),  # 44: Battery's open hat
+        ("low tom", 43, [41, 43]),
+        ("mid tom", 47, [45, 47]),
+        ("high tom", 50, [48, 50]),
+        ("crash", 49, [49, 52, 55, 57]),
+        ("ride", 51, [51, 53, 59]),
+    ],
+)
 
 
 def load_kit(name_or_path: str | Path) -> Kit:

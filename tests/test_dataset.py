@@ -100,7 +100,7 @@ def test_each_bad_file_is_skipped_once_with_its_reason_and_the_good_ones_are_rea
 
     lines = ds.summary().splitlines()
     assert lines[1].startswith("files read: 2, skipped: 11 (")
-    for part in ("2 is corrupt or truncated", "2 has no notes", "1 is empty", "1 is not a MIDI file",
+    for part in ("2 are corrupt or truncated", "2 have no notes", "1 is empty", "1 is not a MIDI file",
                  "1 cannot be read", "1 does not exist", "1 has no drum notes", "1 has no loop with at least 5 onsets",
                  "1 is in 3/4, not the model's 4/4"):
         assert part in lines[1], part
@@ -115,13 +115,13 @@ def test_a_file_in_another_meter_names_both(make_midi, tmp_path):
     assert reasons(ds) == {"six.mid": "is in 6/8, not the model's 4/4 (--force-meter reads it as 4/4)"}
 
 
-def test_the_meter_is_the_majoritys(make_midi, tmp_path):
+def test_the_meter_is_the_one_most_bars_are_in(make_midi, tmp_path):
     make_midi(SIX_EIGHT, ts=(6, 8), name="a.mid")
     make_midi(bar(SIX_EIGHT, 0, 3.0) + bar(SIX_EIGHT, 1, 3.0), ts=(6, 8), name="b.mid")
     make_midi(ROCK, ts=(4, 4), name="c.mid")
     make_midi(SIX_EIGHT, ts=None, name="d.mid")  # states no meter: no vote, read in the majority's
     ds = load_dataset([tmp_path])
-    assert (ds.grid.meter, ds.grid.steps, ds.meter_note) == ("6/8", 72, "the most common, 2 of 3 files")
+    assert (ds.grid.meter, ds.grid.steps, ds.meter_note) == ("6/8", 72, "the meter of most bars, 3 of 4")
     assert [p.name for p in ds.files] == ["a.mid", "b.mid", "d.mid"]
     assert reasons(ds) == {"c.mid": "is in 4/4, not the model's 6/8 (--force-meter reads it as 6/8)"}
     assert [g.source for g in ds.loops] == ["a.mid bar 1", "b.mid bar 1", "b.mid bar 2", "d.mid bar 1"]

@@ -114,6 +114,11 @@ def test_builtin_kits():
     assert load_kit("rvae").names == ["kick", "snare", "closed hat", "open hat", "low tom", "mid tom", "high tom",
                                       "clap", "rim"]
     assert KITS["default"].out_notes == [36, 38, 42, 46, 43, 47, 50, 49, 51]
+    # Pad kits: one class per pad, played back on the same pad.
+    assert KITS["mpc"].out_notes == [37, 36, 42, 82, 40, 38, 46, 44, 48, 47, 45, 43, 49, 55, 51, 53]
+    assert KITS["mpk"].out_notes == KITS["maschine"].out_notes == list(range(36, 52))
+    assert [c.notes for c in KITS["mpc"].classes] == [(n,) for n in KITS["mpc"].out_notes]
+    assert KITS["battery"].lookup()[44] == KITS["battery"].names.index("open hat")
 
 
 def test_default_kit_reads_the_td11_edge_and_rim_notes(make_midi):
