@@ -15,7 +15,7 @@ offset is re-measured, bracketed by two ``perf_counter`` reads, on every ``poll`
 Realtime: the clock thread ``poll``s once per turn: one captured session state
 (``captureAppSessionState``, measured ~0.3 µs, a short mutex inside Link; the audio-thread
 variant is not exposed to Python), the peer count and the clock offset. ``beat_at`` and
-``time_of`` answer from that snapshot, without calling Link. No Link callbacks are
+``time_of`` answer from that snapshot (arithmetic on Link's SessionState, no lock). No Link callbacks are
 registered: they would take the GIL on Link's own threads while Link holds its locks.
 
 ``link`` (LinkPython-extern, GPL-2.0-or-later) is imported here only, when a LinkClock is
@@ -29,6 +29,7 @@ import math
 import time
 from fractions import Fraction
 
+from performer.clock import STOPPED, Transport
 from rvae.errors import UserError
 
 __all__ = ["MAX_LATENCY", "LinkClock", "bar_quantum"]
@@ -54,13 +55,17 @@ def _import_link():
 
 
 class LinkClock:
-    """Beat <-> time from the Link session; owned by the clock thread, which ``poll``s it.
+    """Beat <-> time from the Link session: a ``performer.clock.Clock``, owned by the clock
+    thread, which ``request``s and ``poll``s it every turn.
 
     ``quantum``: beats per bar for the phase (see ``bar_quantum``); ``latency``: seconds
     every event moves, positive = earlier, so rvae's MIDI lands with the peers' audio;
     ``start_stop``: share start and stop with peers that also have it on."""
 
     kind = "link"
+    idle = "stopped"
+    sends_clock = True  # the Link -> MIDI clock bridge: pulses, Start and Stop on the session's timeline
+    leads = True
 
     def __init__(self, bpm: float = 120.0, quantum: float = 4.0, latency: float = 0.0, start_stop: bool = True):
         if not math.isfinite(quantum) or quantum <= 0:
@@ -80,6 +85,9 @@ class LinkClock:
         self._measure_offset()
         self._state = self._link.captureAppSessionState()
         self._session_playing = self._state.isPlaying()
+        self._asked_running = False  # the controls' last wishes: only their changes act
+        self._asked_bpm: float | None = None
+        self._change: Transport | None = None  # what request did, for poll to say
 
     # --- session ----------------------------------------------------------------------
     def open(self) -> LinkClock:
@@ -142,11 +150,31 @@ class LinkClock:
         """Where ``t`` falls in the session's bar, in beats [0, quantum)."""
         return self._state.phaseAtTime(self._micros(t + self.latency), self.quantum)
 
-    def poll(self, now: float) -> str | None:
-        """Take the session's news, once per turn. Returns what the Player must act on:
-        "stop" (a peer stopped: silence), "start" (a peer started: play from beat 0, which
-        is now the bar where their start falls), "jump" (the timeline moved under us, as on
-        joining a running session: play again from beat 0, the next bar boundary), or None."""
+    def horizon(self, t: float) -> float:
+        return self.beat_at(t)
+
+    def request(self, running: bool, bpm: float, now: float) -> None:
+        """The controls' wishes, every turn. Only their changes act: the session holds the
+        level (a peer's tempo or Stop must not be undone by controls that still say 120 BPM,
+        running). A changed tempo goes to the session; start and stop too, with sync on."""
+        if self._asked_bpm is not None and bpm != self._asked_bpm:
+            self.set_bpm(bpm, now)
+        self._asked_bpm = bpm
+        if running != self._asked_running:
+            self._asked_running = running
+            if running and not self.running:
+                self.start(now)
+                self._change = Transport(True, 0.0)
+            elif not running and self.running:
+                self.stop(now)
+                self._change = STOPPED
+
+    def poll(self, now: float) -> Transport | None:
+        """Take the session's news, once per turn; returns what the transport did: started
+        from beat 0 (our start; a peer's start: beat 0 is then the bar where it falls; or the
+        timeline moved under us, as on joining a running session: beat 0 is the next bar
+        line), stopped (ours, or a peer's), or None."""
+        change, self._change = self._change, None
         self._measure_offset()
         before = self.beat_at(now)
         self._state = self._link.captureAppSessionState()
@@ -157,15 +185,16 @@ class LinkClock:
             if self._session_playing:
                 self._state.requestBeatAtStartPlayingTime(0.0, self.quantum)
                 self._commit()
-                self.running, news = True, "start"
+                self.running, news = True, "a peer started"
             elif self.running:
-                self.running, news = False, "stop"
+                self.running, news = False, "a peer stopped"
         elif self.running and abs(self.beat_at(now) - before) * 60.0 / self.bpm > JUMP:
             self._request_zero(now)
-            news = "jump"
+            news = "the session's timeline moved (joined)"
         if news:
             logger.info("Link: %s; beat 0 at %.6f, %.2f BPM, %d peers", news, self.t0, self.bpm, self.peers)
-        return news
+            change = Transport(True, 0.0) if self.running else STOPPED
+        return change
 
     def start(self, now: float) -> None:
         """Play from beat 0: now if alone, else at the session's next bar line. With

@@ -10,11 +10,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import mido
+import numpy as np
 import pytest
 from link_peer import LinkPeer, session_lock
 
+from performer.clock import STOPPED, Transport
+from performer.control import Controls, ControlState
 from performer.link import LinkClock, bar_quantum
+from performer.sequencer import Mailbox, Player, Sequencer, make_pattern
 from rvae.errors import UserError
+from rvae.grid import Grid
+from rvae.groove import Groove
+from rvae.kit import KITS
+
+KIT = KITS["default"]
 
 MS = 0.001
 
@@ -32,8 +42,9 @@ def joined(**kw) -> Iterator[LinkClock]:
         yield clock
 
 
-def poll_until(clock: LinkClock, done, timeout: float) -> tuple[list[str], float]:
-    """Poll as the clock thread does (every 2 ms) until ``done()``; returns the news seen and the time taken."""
+def poll_until(clock: LinkClock, done, timeout: float) -> tuple[list[Transport], float]:
+    """Poll as the clock thread does (every 2 ms) until ``done()``; returns the transport
+    changes seen and the time taken."""
     news, t0 = [], time.perf_counter()
     while not done() and time.perf_counter() - t0 < timeout:
         time.sleep(0.002)
@@ -81,7 +92,7 @@ def test_joining_while_playing_moves_to_the_sessions_next_bar():
     with LinkPeer(bpm=133, quantum=4, playing=True) as peer, LinkClock(bpm=100, quantum=4) as clock:
         clock.start(time.perf_counter())  # before discovery: alone, beat 0 is now
         news, _ = poll_until(clock, lambda: clock.peers > 0 and clock.bpm > 132, 2.0)
-        assert "jump" in news
+        assert news == [Transport(True, 0.0)]  # bar 1 again, on the session's next bar line
         now = time.perf_counter()
         assert clock.running and now < clock.t0 <= now + 4 * 60 / 133 + MS
         assert bars_agree(clock, peer, 0.0) < MS
@@ -116,10 +127,10 @@ def test_start_and_stop_both_ways():
         assert peer.wait_for("playing", True)["playing"]  # our start reaches the peer
         peer.ask("stop")
         news, _ = poll_until(clock, lambda: not clock.running, 1.0)
-        assert news == ["stop"] and not clock.running
+        assert news == [STOPPED] and not clock.running
         peer.ask("play")
         news, _ = poll_until(clock, lambda: clock.running, 1.0)
-        assert news == ["start"]
+        assert news == [Transport(True, 0.0)]
         assert clock.t0 == pytest.approx(peer.ask("time", 0.0)["time"], abs=MS)  # bar 1 together
         clock.stop(time.perf_counter())
         assert not peer.wait_for("playing", False)["playing"]  # our stop reaches the peer
@@ -187,3 +198,103 @@ def test_without_the_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "link", None)  # import link -> ImportError
     with pytest.raises(UserError, match=r"pip install 'rvae\[link\]'"):
         LinkClock()
+
+
+# --- the Player on a LinkClock (the Clock contract), in real time ------------------------
+
+
+class Stamped:
+    """An Output keeping (perf_counter, message) of everything the Player sends."""
+
+    lead, lost = 0.0, False
+
+    def __init__(self) -> None:
+        self.got: list[tuple[float, mido.Message]] = []
+
+    def send(self, msg: mido.Message) -> None:
+        self.got.append((time.perf_counter(), msg))
+
+    def panic(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def times(self, kind: str, after: float = 0.0) -> list[float]:
+        return [t for t, m in self.got if m.type == kind and t >= after]
+
+
+@contextmanager
+def player_on(clock: LinkClock, controls: Controls) -> Iterator[Stamped]:
+    """The Player's thread playing a beat on every beat (kick, snare, kick, snare)."""
+    hits = np.zeros((len(KIT), 96), np.float32)
+    hits[0, [0, 48]] = hits[1, [24, 72]] = 1
+    four = make_pattern(Groove(hits, hits * 0.8, hits * 0, Grid((4, 4), 24), KIT))
+    mailbox, out = Mailbox(), Stamped()
+    mailbox.put(four)
+    player = Player(Sequencer(swap="bar"), mailbox, controls, [out], clock)
+    player.start()
+    try:
+        yield out
+    finally:
+        player.stop()
+
+
+def off_grid(t: float, grid0: float, period: float) -> float:
+    """Seconds from ``t`` to the nearest line of a grid through ``grid0`` every ``period`` s."""
+    k = round((t - grid0) / period)
+    return abs(t - (grid0 + k * period))
+
+
+@pytest.mark.slow
+def test_the_player_plays_on_the_peers_beats_and_follows_its_tempo():
+    controls = Controls(ControlState(bpm=120.0))  # not the session's: it must not impose it
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(quantum=4) as clock:
+        started = time.perf_counter()
+        with player_on(clock, controls) as out:
+            time.sleep(2.2)
+            bar0 = peer.ask("bars", started, 1)["times"][0]
+            beat = 60 / 133
+            ons, pulses = out.times("note_on"), out.times("clock")
+            assert len(ons) >= 3
+            assert started < ons[0] < started + 4 * beat  # bar 1 on the session's next bar line
+            assert max(off_grid(t, bar0, 4 * beat) for t in ons[:1]) < 0.003
+            assert max(off_grid(t, bar0, beat) for t in ons) < 0.003
+            assert max(off_grid(t, bar0, beat / 24) for t in pulses) < 0.003  # the MIDI clock bridge's pulses
+            assert len(pulses) == pytest.approx((time.perf_counter() - ons[0]) / beat * 24, abs=3)
+            assert peer.ask("state", time.perf_counter())["tempo"] == pytest.approx(133)
+            changed = time.perf_counter()
+            peer.ask("tempo", 150)
+            time.sleep(1.5)
+        later = out.times("note_on", after=changed + 60 / 133)  # from one beat after the change on
+        assert len(later) >= 2
+        for t in later:
+            phase = peer.ask("state", t)["phase"]
+            assert abs(phase - round(phase)) * 60 / 150 < 0.003
+
+
+@pytest.mark.slow
+def test_the_peers_stop_silences_the_player_and_our_controls_reach_the_peer():
+    controls = Controls(ControlState(bpm=120.0))
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(quantum=4) as clock:
+        with player_on(clock, controls) as out:
+            time.sleep(1.5)
+            assert out.times("note_on")
+            controls.update(bpm=101.0)  # a tempo key or /rvae/tempo
+            assert peer.wait_for("tempo", 101.0)["tempo"] == pytest.approx(101)
+            stopped = time.perf_counter()
+            peer.ask("stop")
+            time.sleep(0.8)
+            assert out.times("note_on", after=stopped + 0.05) == []  # silence
+            ons = [m.note for _, m in out.got if m.type == "note_on"]
+            offs = [m.note for _, m in out.got if m.type == "note_off"]
+            assert sorted(ons) == sorted(offs)  # no hanging note
+            assert [m.type for t, m in out.got if t > stopped][-1] == "control_change"  # All Notes Off
+            controls.update(running=False)  # the space bar: stops the peers (already stopped)
+            time.sleep(0.05)  # the Player reads the controls every turn (10 ms at most)
+            controls.update(running=True)  # and starts everyone again
+            assert peer.wait_for("playing", True)["playing"]
+            time.sleep(1.0)
+            assert out.times("note_on", after=stopped + 0.8)
+            controls.update(running=False)
+            assert not peer.wait_for("playing", False)["playing"]
