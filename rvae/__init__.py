@@ -11,13 +11,15 @@ write_midi([groove] * 4, "clip.mid", bpm=96)
 
 from rvae.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
-from rvae.generate import decode, decode_probs, encode, eval_loops, interpolate, latent_map, map_image
+from rvae.generate import decode, interpolate
 from rvae.grid import Grid
 from rvae.groove import Groove
 from rvae.kit import KITS, Kit, load_kit
-from rvae.metrics import evaluate
+from rvae.latent import decode_probs, encode, latent_map
+from rvae.metrics import eval_loops, evaluate
 from rvae.midi_io import MidiReadError, read_midi, write_midi
 from rvae.model import GrooveVAE, VAEConfig
+from rvae.picture import map_image
 from rvae.train import TrainConfig, train, train_files
 
 __all__ = [

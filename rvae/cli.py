@@ -22,9 +22,10 @@ from rvae.checkpoint import load_checkpoint
 from rvae.dataset import DataConfig, find_midi_files
 from rvae.errors import ConfigError, UserError, shown
 from rvae.files import json_clean
-from rvae.generate import MIN_CELL
+from rvae.latent import MAP_EXTENT
 from rvae.midi_io import MidiReadError, write_midi
 from rvae.model import VAEConfig
+from rvae.picture import MIN_CELL
 from rvae.train import NoDataError, TrainConfig
 
 HELP = {
@@ -55,25 +56,42 @@ SKIP = {"instruments", "steps"}  # VAEConfig fields that come from the grid and 
 
 
 def add_config_options(
-    parser: argparse.ArgumentParser, cls, skip: set[str] = SKIP, help: dict[str, str] = HELP
+    parser: argparse.ArgumentParser,
+    cls,
+    skip: set[str] = SKIP,
+    help: dict[str, str] = HELP,
+    title: str | None = None,
 ) -> None:
-    """One option per field of the config dataclass ``cls``, named after the field."""
+    """One option per field of the config dataclass ``cls``, named after the field, under the
+    heading ``title`` (default: the class name). A field's metadata may hold its ``help``
+    (else ``help[name]``) and ``argparse``: settings its type does not imply (choices,
+    metavar, nargs, const; a type or default of the option's own). A bool is ``--x`` if it
+    defaults to False, ``--no-x`` if it defaults to True; a ``tuple[float, float]`` takes two values."""
     hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(cls.__name__)
+    group = parser.add_argument_group(title or cls.__name__)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        text = f.metadata.get("help", help.get(f.name))
+        extra = dict(f.metadata.get("argparse", {}))
         t = hints[f.name]
         if isinstance(t, types.UnionType):
             t = next(a for a in typing.get_args(t) if a is not type(None))
         if t is bool:
-            group.add_argument(flag, action="store_true", help=help.get(f.name))
-        else:
-            text = help.get(f.name, "")
-            if "(default" not in text:  # some say what their default None means
-                text += f" (default: {f.default})"
-            group.add_argument(flag, type=t, default=f.default, help=text.strip())
+            if f.default is True:
+                group.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=text)
+            else:
+                group.add_argument(flag, action="store_true", help=text)
+            continue
+        if typing.get_origin(t) is tuple:
+            extra.setdefault("nargs", len(typing.get_args(t)))
+            t = typing.get_args(t)[0]
+        default = extra.pop("default", f.default)
+        text = text or ""
+        if "(default" not in text:  # some say what their default None means
+            text += f" (default: {default})"
+        group.add_argument(flag, type=extra.pop("type", t), default=default, help=text.strip(), **extra)
 
 
 def config_from_args(cls, args: argparse.Namespace, skip: set[str] = SKIP):
@@ -147,7 +165,8 @@ def _z_arg(args, ckpt) -> tuple[np.ndarray, int | None]:
 
 
 def cmd_generate(args) -> int:
-    from rvae.generate import MAP_EXTENT, decode, grid_names, grid_points
+    from rvae.generate import decode_all
+    from rvae.latent import grid_names, grid_points
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
@@ -165,14 +184,14 @@ def cmd_generate(args) -> int:
         names = grid_names(args.grid, extent)
         for name in names:
             _may_write(out / name, args.force)
-        for name, g in zip(names, decode(ckpt, pts, args.threshold, args.bpm), strict=True):
+        for name, g in zip(names, decode_all(ckpt, pts, args.threshold, args.bpm), strict=True):
             write_midi([g] * args.loops, out / name, args.bpm, microtiming=args.microtiming / 100)
         span = f"over [-{extent:g}, {extent:g}]^2" if args.grid > 1 else "at the centre, z = (0, 0)"
         print(f"wrote {len(pts)} clip(s) ({args.grid}x{args.grid} {span}) to {out}/")
         return 0
     z, seed = _z_arg(args, ckpt)
     _may_write(out, args.force)
-    g = decode(ckpt, z, args.threshold, args.bpm)
+    g = decode_all(ckpt, z, args.threshold, args.bpm)[0]
     write_midi([g] * args.loops, out, args.bpm, microtiming=args.microtiming / 100)
     zs = " ".join(f"{v:.3f}" for v in z)
     drawn = f" (random: --seed {seed} draws it again)" if seed is not None else ""
@@ -184,7 +203,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from rvae.generate import encode_files
+    from rvae.latent import encode_files
 
     ckpt = load_checkpoint(args.checkpoint)
     files, skipped = find_midi_files(args.files)
@@ -227,7 +246,8 @@ def cmd_interpolate(args) -> int:
 
 def cmd_map(args) -> int:
     from rvae.files import save_png
-    from rvae.generate import latent_map, map_image
+    from rvae.latent import latent_map
+    from rvae.picture import map_image
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
@@ -243,13 +263,13 @@ def cmd_map(args) -> int:
     _may_write(out, args.force)
     img = map_image(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
     save_png(img, out)
-    print(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, {args.size}x{args.size} cells over [-3, 3]^2)")
+    e = f"{MAP_EXTENT:g}"
+    print(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, {args.size}x{args.size} cells over [-{e}, {e}]^2)")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from rvae.generate import eval_loops
-    from rvae.metrics import evaluate
+    from rvae.metrics import eval_loops, evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
     _check_threshold(args)
@@ -376,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="MIDI file; with --grid, a folder")
     g.add_argument("--loops", type=int, default=1, help="repeat the loop this many times")
     g.add_argument("--grid", type=int, default=None, metavar="N", help="write an NxN set of clips across the space")
-    g.add_argument("--extent", type=float, default=None, help="--grid spans [-E, E]^2 (default 3)")
+    g.add_argument("--extent", type=float, default=None, help=f"--grid spans [-E, E]^2 (default {MAP_EXTENT:g})")
     writing(g)
 
     e = add_command("encode", help="print the latent position of each loop of MIDI files")

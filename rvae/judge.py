@@ -26,8 +26,8 @@ import numpy as np
 from rvae.checkpoint import Checkpoint
 from rvae.descriptors import compare, describe, summarise
 from rvae.files import json_clean
-from rvae.generate import MAP_EXTENT, decode_probs, latent_map
 from rvae.groove import Groove, stack
+from rvae.latent import MAP_EXTENT, decode_probs, latent_map
 
 __all__ = [
     "density_baseline",
@@ -163,7 +163,7 @@ def judge(
     Sets, each described with ``rvae.descriptors.describe`` at one tempo (the median bpm of
     the loops, so microtiming in ms is measured alike everywhere):
     - ``prior``: ``n_samples`` points z ~ N(0, I) (numpy, seeded), decoded at ``threshold``;
-    - ``map``: the size x size latent map over [-3, 3]^2 (``rvae.generate.latent_map``);
+    - ``map``: the size x size latent map over [-3, 3]^2 (``rvae.latent.latent_map``);
     - ``baseline_nearest``: each prior sample replaced by its nearest training loop (Hamming
       distance on onsets), velocities and offsets included: a model that only memorises;
     - ``baseline_random``: ``n_samples`` loops of ``density_baseline``.

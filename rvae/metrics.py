@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["evaluate", "onset_scores", "timing_mae_ms", "tolerant_f1", "velocity_mae"]
+from rvae.checkpoint import Checkpoint
+from rvae.dataset import Dataset, load_loops
+from rvae.groove import Groove, stack
+from rvae.model import kl_divergence
+
+__all__ = ["eval_loops", "evaluate", "onset_scores", "timing_mae_ms", "tolerant_f1", "velocity_mae"]
 
 
 def _prf(tp: float, n_pred: float, n_true: float) -> tuple[float, float, float]:
@@ -67,12 +72,16 @@ def timing_mae_ms(
     return float(err[mask].mean())
 
 
-@torch.no_grad()
-def evaluate(ckpt, grooves, threshold: float = 0.5) -> dict:
-    """Reconstruct each groove through the mean of z; the figures of ``rvae eval``."""
-    from rvae.groove import stack
-    from rvae.model import kl_divergence
+def eval_loops(ckpt: Checkpoint, paths, force: bool = False) -> Dataset:
+    """The loops of MIDI files and folders that ``rvae eval`` scores: on the model's grid and
+    kit, without those training would have dropped (fewer than the checkpoint's ``min_onsets``
+    hits; ``sparse_loops`` counts them), files that gave none in ``skipped``."""
+    return load_loops(paths, ckpt.grid, ckpt.kit, force, ckpt.min_onsets)
 
+
+@torch.no_grad()
+def evaluate(ckpt: Checkpoint, grooves: list[Groove], threshold: float = 0.5) -> dict:
+    """Reconstruct each groove through the mean of z; the figures of ``rvae eval``."""
     x = stack(grooves)  # (N, 3, instruments, steps)
     mean, logvar = ckpt.model.encode(torch.from_numpy(x))
     probs = ckpt.model.decode(mean).numpy()

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from rvae.checkpoint import load_checkpoint
-from rvae.generate import decode_probs, latent_map, map_image
+from rvae.latent import decode_probs, latent_map
+from rvae.picture import map_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

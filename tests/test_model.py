@@ -10,11 +10,13 @@ import torch
 
 from rvae.checkpoint import Checkpoint
 from rvae.errors import ConfigError, UserError
-from rvae.generate import decode, encode, grid_names, grid_points, interpolate, latent_map, map_image
+from rvae.generate import decode, interpolate
 from rvae.grid import Grid
 from rvae.kit import KITS
+from rvae.latent import encode, grid_names, grid_points, latent_map
 from rvae.metrics import onset_scores, timing_mae_ms, tolerant_f1, velocity_mae
 from rvae.model import GrooveVAE, VAEConfig
+from rvae.picture import map_image
 
 nan = float("nan")
 
