@@ -87,9 +87,6 @@ class Grid:
         """Steps in one loop."""
         return self.steps_per_bar * self.bars
 
-    def step_seconds(self, bpm: float) -> float:
-        return 60.0 / bpm / self.steps_per_quarter
-
     def quantize(self, quarters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Quarter-note positions -> (step index, offset in half steps, positive = late)."""
         return _round_half_up(np.asarray(quarters, dtype=np.float64) * self.steps_per_quarter)

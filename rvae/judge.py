@@ -13,8 +13,8 @@
 Everything is a pure function of the checkpoint, the loops and ``seed``: the same inputs
 give the same report. The report is plain JSON: Python floats and ints, ``nan`` written as
 ``None`` (a figure that is undefined, e.g. the timing of an instrument the training set never
-plays), nested dicts; ``flatten`` turns it into one level of dotted keys for a CSV row, and
-``summary_text`` into a dozen lines for a person.
+plays), nested dicts; ``summary_text`` turns it into a dozen lines for a person (``rvae experiment``
+flattens its headline figures into result columns).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from rvae.latent import MAP_EXTENT, decode_probs, latent_map
 
 __all__ = [
     "density_baseline",
-    "flatten",
     "hamming",
     "judge",
     "map_coverage",
@@ -136,17 +135,6 @@ def _binarise(probs: np.ndarray, threshold: float) -> np.ndarray:
     p >= threshold, velocity and offset kept only there (as ``rvae.generate.to_groove``)."""
     on = (probs[:, 0] >= threshold).astype(np.float32)
     return np.stack([on, probs[:, 1] * on, probs[:, 2] * on], axis=1)
-
-
-def flatten(report: dict, sep: str = ".") -> dict:
-    """A nested report -> one level: {"prior": {"summary": {"oa_mean": .8}}} -> {"prior.summary.oa_mean": .8}."""
-    out = {}
-    for k, v in report.items():
-        if isinstance(v, dict):
-            out |= {f"{k}{sep}{kk}": vv for kk, vv in flatten(v, sep).items()}
-        else:
-            out[k] = v
-    return out
 
 
 def judge(
