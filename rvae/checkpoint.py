@@ -12,7 +12,7 @@ import pickle
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from rvae.grid import Grid
 from rvae.kit import Kit
 from rvae.model import GrooveVAE, VAEConfig
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "TrainSummary", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "rvae-checkpoint"
 VERSION = 1
@@ -35,13 +35,48 @@ class CheckpointError(UserError):
 
 
 @dataclass
+class TrainSummary:
+    """What training saw and reached. Saved as one flat dict, the data's figures beside the
+    training's, as every checkpoint has held it."""
+
+    data: dict = field(default_factory=dict)  # the set's figures (Dataset.to_dict): files, loops, notes...
+    train_loops: int = 0
+    val_loops: int = 0  # held out for the validation loss; 0: every loop trained
+    epochs: int = 0
+    updates: int = 0  # optimiser steps
+    best_epoch: int = 0  # the epoch whose weights were kept
+    best_loss: float | None = None  # at full beta; None when no epoch finished
+    monitored: str = ""  # "validation" or "training": the loss that chose the best epoch
+    seconds: float = 0.0
+    stopped: str = ""  # "finished", or why training stopped early
+    loss_history: list[float] = field(default_factory=list)  # training loss per epoch
+    params: int = 0
+    trained_at: str = ""
+    torch: str = ""  # torch's version
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped.startswith("interrupted")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {**d.pop("data"), **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainSummary:
+        """The flat dict of ``to_dict``; keys that are not training's are the data's."""
+        own = {f.name for f in fields(cls)} - {"data"}
+        return cls(data={k: v for k, v in d.items() if k not in own}, **{k: v for k, v in d.items() if k in own})
+
+
+@dataclass
 class Checkpoint:
     model: GrooveVAE
     grid: Grid
     kit: Kit
     data_config: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)  # what training saw and reached
+    summary: TrainSummary = field(default_factory=TrainSummary)
     latents: torch.Tensor | None = None  # (N, latent) posterior means of the training loops
     sources: list[str] = field(default_factory=list)  # "file.mid bar 3" for each latent
     path: Path | None = None
@@ -64,7 +99,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
         "data_config": ckpt.data_config,
         "train_config": ckpt.train_config,
         "normalisation": {"velocity": "MIDI velocity / 127", "offset": "half steps, positive = late"},
-        "summary": ckpt.summary,
+        "summary": ckpt.summary.to_dict(),
         "state": {k: v.detach().to("cpu", torch.float16) for k, v in m.state_dict().items()},
         "latents": (ckpt.latents if ckpt.latents is not None else torch.zeros(0, m.config.latent_dim)).float().cpu(),
         "sources": list(ckpt.sources),
@@ -137,7 +172,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         kit,
         d.get("data_config", {}),
         d.get("train_config", {}),
-        d.get("summary", {}),
+        TrainSummary.from_dict(d.get("summary", {})),
         d.get("latents"),
         list(d.get("sources", [])),
         path,

@@ -125,14 +125,14 @@ def cmd_train(args) -> int:
     _may_write(out, args.force)
     ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
     s = ckpt.summary
-    val = f", validation on {s['val_loops']} loops" if s["val_loops"] else ""
+    val = f", validation on {s.val_loops} loops" if s.val_loops else ""
     _say(
-        f"trained {s['epochs']} epochs ({s['updates']} updates) in {s['seconds']:.1f} s, best loss {s['best_loss']} "
-        f"at epoch {s['best_epoch']} ({s['monitored']}{val}); {s['stopped']}"
+        f"trained {s.epochs} epochs ({s.updates} updates) in {s.seconds:.1f} s, best loss {s.best_loss} "
+        f"at epoch {s.best_epoch} ({s.monitored}{val}); {s.stopped}"
     )
     print(f"wrote {out}")
-    if s["stopped"].startswith("interrupted"):  # Ctrl-C: the best model so far is written, but say it was cut short
-        _say(f"interrupted: kept the best model so far (epoch {s['best_epoch']}) in {out}")
+    if s.interrupted:  # Ctrl-C: the best model so far is written, but say it was cut short
+        _say(f"interrupted: kept the best model so far (epoch {s.best_epoch}) in {out}")
         return 130
     return 0
 
@@ -319,7 +319,7 @@ def cmd_info(args) -> int:
         "model": ckpt.model.config_dict() | {"params": ckpt.model.n_params(), "file_bytes": ckpt.path.stat().st_size},
         "data_config": ckpt.data_config,
         "train_config": ckpt.train_config,
-        "training": {k: v for k, v in ckpt.summary.items() if k != "loss_history"},
+        "training": {k: v for k, v in ckpt.summary.to_dict().items() if k != "loss_history"},
     }
     if args.json:
         print(json.dumps(info, indent=1))

@@ -425,7 +425,7 @@ def run_one(run: Run, generation: bool = True) -> dict:
             "train_files": len(ds.files),
             "train_loops": len(ds.loops),
             "heldout_files": len(test.files),
-            "epochs": ckpt.summary["epochs"],
+            "epochs": ckpt.summary.epochs,
         }
         row |= {f"heldout_{k}": v for k, v in held.items()}
         row["train_onset_f1"] = evaluate(ckpt, ds.loops)["onset_f1"]

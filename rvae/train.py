@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from rvae.checkpoint import Checkpoint, save_checkpoint
+from rvae.checkpoint import Checkpoint, TrainSummary, save_checkpoint
 from rvae.dataset import DataConfig, Dataset, load_dataset
 from rvae.errors import ConfigError, UserError, check_at_least, check_between
 from rvae.groove import stack
@@ -186,22 +186,22 @@ def train(
     model.eval()
     with torch.no_grad():
         latents = model.encode(data.to(cfg.device))[0].cpu()  # (N, latent) means
-    summary = {
-        **ds.to_dict(),
-        "train_loops": len(train_idx),
-        "val_loops": len(val_idx),
-        "epochs": len(history),
-        "updates": step,
-        "best_epoch": best_epoch,
-        "best_loss": round(best, 4) if math.isfinite(best) else None,
-        "monitored": "validation" if x_val is not None else "training",
-        "seconds": round(seconds, 2),
-        "stopped": stopped,
-        "loss_history": history,
-        "params": model.n_params(),
-        "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "torch": str(torch.__version__),
-    }
+    summary = TrainSummary(
+        data=ds.to_dict(),
+        train_loops=len(train_idx),
+        val_loops=len(val_idx),
+        epochs=len(history),
+        updates=step,
+        best_epoch=best_epoch,
+        best_loss=round(best, 4) if math.isfinite(best) else None,
+        monitored="validation" if x_val is not None else "training",
+        seconds=round(seconds, 2),
+        stopped=stopped,
+        loss_history=history,
+        params=model.n_params(),
+        trained_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+        torch=str(torch.__version__),
+    )
     # The data config travels with the model: ``rvae eval`` drops loops by its min_onsets as training did.
     data_config = asdict(ds.config) | {"time_signature": ds.grid.meter} if ds.config else {}
     return Checkpoint(

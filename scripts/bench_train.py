@@ -60,10 +60,10 @@ def run(name: str) -> dict:
     s = ckpt.summary
     out |= {
         "seconds": round(seconds, 2),
-        "epochs": s["epochs"],
-        "updates": s["updates"],
-        "seconds_per_epoch": round(s["seconds"] / max(1, s["epochs"]), 4),
-        "val_loops": s["val_loops"],
+        "epochs": s.epochs,
+        "updates": s.updates,
+        "seconds_per_epoch": round(s.seconds / max(1, s.epochs), 4),
+        "val_loops": s.val_loops,
     }
     if name != "ingest":
         m = evaluate(ckpt, ds.loops)

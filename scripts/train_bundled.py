@@ -40,8 +40,8 @@ def main(argv: list[str]) -> int:
         ckpt = train_files(paths, out, DataConfig(time_signature=meter), progress=False)
         s = ckpt.summary
         print(
-            f"{name}: {s['loops']} loops from {s['files_read']} files, "
-            f"{s['epochs']} epochs in {s['seconds']} s -> {out}"
+            f"{name}: {s.data['loops']} loops from {s.data['files_read']} files, "
+            f"{s.epochs} epochs in {s.seconds} s -> {out}"
         )
     return 0
 

@@ -81,15 +81,15 @@ def tiny(ds, seed=0, **cfg) -> Checkpoint:
 
 def test_loss_goes_down(model_6_8):
     s = load_checkpoint(model_6_8).summary
-    history = s["loss_history"]
-    assert s["stopped"] == "finished" and len(history) == s["epochs"] > 10
+    history = s.loss_history
+    assert s.stopped == "finished" and len(history) == s.epochs > 10
     assert history[-1] < history[0] / 10
-    assert s["best_loss"] <= min(history[-10:])
+    assert s.best_loss <= min(history[-10:])
 
 
 def test_small_set_is_reconstructed(model_6_8, ds_6_8):
     ckpt = load_checkpoint(model_6_8)
-    assert ckpt.summary["loops"] == len(ds_6_8.loops) == 32
+    assert ckpt.summary.data["loops"] == len(ds_6_8.loops) == 32
     assert evaluate(ckpt, ds_6_8.loops)["onset_f1"] >= 0.9
 
 
@@ -97,20 +97,20 @@ def test_same_seed_same_model_different_seed_different(ds_6_8):
     a, b, c = tiny(ds_6_8, seed=3), tiny(ds_6_8, seed=3), tiny(ds_6_8, seed=4)
     sa, sb, sc = (m.model.state_dict() for m in (a, b, c))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert a.summary["best_loss"] == b.summary["best_loss"] and a.summary["loss_history"] == b.summary["loss_history"]
+    assert a.summary.best_loss == b.summary.best_loss and a.summary.loss_history == b.summary.loss_history
     torch.testing.assert_close(a.latents, b.latents, rtol=0, atol=0)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
-    assert a.summary["loss_history"] != c.summary["loss_history"]
+    assert a.summary.loss_history != c.summary.loss_history
 
 
 def test_validation_split_by_file_only_with_enough_loops(ds_6_8):
     assert len(ds_6_8.loops) == 32
     few = tiny(ds_6_8, epochs=1).summary  # default: held out only from 200 loops
-    assert (few["val_loops"], few["train_loops"], few["monitored"]) == (0, 32, "training")
-    assert tiny(ds_6_8, epochs=1, min_val_loops=33).summary["val_loops"] == 0
+    assert (few.val_loops, few.train_loops, few.monitored) == (0, 32, "training")
+    assert tiny(ds_6_8, epochs=1, min_val_loops=33).summary.val_loops == 0
     enough = tiny(ds_6_8, epochs=1, min_val_loops=32).summary
-    assert enough["monitored"] == "validation" and enough["val_loops"] > 0
-    assert enough["train_loops"] + enough["val_loops"] == 32
+    assert enough.monitored == "validation" and enough.val_loops > 0
+    assert enough.train_loops + enough.val_loops == 32
     # By file: a held-out file has none of its loops in training.
     train_idx, val_idx = train_module._split(ds_6_8, TrainConfig(min_val_loops=32), np.random.default_rng(0))
     file_of = [g.file for g in ds_6_8.loops]
@@ -138,8 +138,8 @@ def test_keyboard_interrupt_keeps_the_best_model_so_far(ds_6_8, monkeypatch):
     monkeypatch.setattr(train_module, "total_loss", full_loss)
     ckpt = tiny(ds_6_8, epochs=20, kl_warmup=0.0)
     s = ckpt.summary
-    assert s["stopped"] == "interrupted after 5 epochs"
-    assert (s["epochs"], s["best_epoch"], s["best_loss"]) == (5, 3, 3.0)
+    assert s.stopped == "interrupted after 5 epochs"
+    assert (s.epochs, s.best_epoch, s.best_loss) == (5, 3, 3.0)
     state = ckpt.model.state_dict()
     assert all(torch.equal(state[k], snapshots[2][k]) for k in state)  # the weights after epoch 3...
     assert not all(torch.equal(state[k], snapshots[-1][k]) for k in state)  # ...not the last ones
@@ -205,10 +205,12 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
     assert d["model_config"] == {"instruments": 9, "steps": 72, "hidden": 256, "latent_dim": 2, "beta": 0.2,
                                  "w_velocity": 1.0, "w_offset": 1.0}
     assert d["data_config"]["time_signature"] == "6/8" and d["train_config"]["seed"] == 0
-    assert d["summary"]["loops"] == 32 and d["summary"]["files_read"] == 14
+    assert d["summary"]["loops"] == 32 and d["summary"]["files_read"] == 14  # one flat dict, as always
+    assert d["summary"]["epochs"] == len(d["summary"]["loss_history"]) and "data" not in d["summary"]
     assert d["latents"].shape == (32, 2) and torch.isfinite(d["latents"]).all()
     assert len(d["sources"]) == 32 and d["sources"][0] == "ballad_01.mid bar 1"
     ckpt = load_checkpoint(model_6_8)
+    assert ckpt.summary.data["loops"] == 32 and ckpt.summary.to_dict() == d["summary"]
     assert ckpt.grid == Grid((6, 8)) and ckpt.kit == KITS["default"] and ckpt.path == model_6_8
     assert not ckpt.model.training
 
