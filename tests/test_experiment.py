@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rvae import experiment
-from rvae.experiment import ExperimentError, load_experiment, run_experiment
+from rvae.experiment import ExperimentError, load_experiment, run_experiment, runner
 
 REPO = Path(__file__).resolve().parents[1]
 SIX_EIGHT = REPO / "data" / "6-8"  # 14 project-generated clips: 7 ballads, 7 bembés
@@ -71,7 +70,7 @@ def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a finished run was repeated")
 
-    monkeypatch.setattr(experiment, "run_one", no_training)
+    monkeypatch.setattr(runner, "run_one", no_training)
     again = run_experiment(load_experiment(cfg.source))
     assert again.ran == 0 and again.skipped == 8
     assert [r["finished_at"] for r in again.rows] == [r["finished_at"] for r in first.rows]
@@ -81,8 +80,8 @@ def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
     kept = json.loads((cfg.output / "results.json").read_text())[:5]
     (cfg.output / "results.json").write_text(json.dumps(kept))
     ran: list[str] = []
-    real = experiment.run_one
-    monkeypatch.setattr(experiment, "run_one", lambda run, *a: ran.append(run.id) or real(run, *a))
+    real = runner.run_one
+    monkeypatch.setattr(runner, "run_one", lambda run, *a: ran.append(run.id) or real(run, *a))
     resumed = run_experiment(load_experiment(cfg.source))
     assert resumed.ran == 3 and resumed.skipped == 5
     assert ran == [r["id"] for r in first.rows[5:]]
@@ -115,7 +114,7 @@ def test_a_failing_setting_is_recorded_and_the_others_finish(tmp_path):
 
 
 def test_generation_figures_are_recorded_as_missing_without_judge(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiment, "_judge_available", lambda: "missing (rvae.judge does not import: test)")
+    monkeypatch.setattr(runner, "_judge_available", lambda: "missing (rvae.judge does not import: test)")
     text = TINY.replace("generation = false", "generation = true").replace("seeds = [0, 1]", "seeds = [0]")
     text = text.replace("steps_per_quarter = [2, 4]", "steps_per_quarter = [2]")
     result = run_experiment(load_experiment(write_config(tmp_path, text)))
