@@ -77,6 +77,7 @@ def end_tick(path: Path) -> int:
 
 # --- train -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_writes_a_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "m.pt"
     args = ["train", str(DATA_6_8), "-o", str(out), "--epochs", "2", "--hidden", "16", "--quiet"]
@@ -92,6 +93,7 @@ def test_train_writes_a_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
     assert out.read_bytes() != before
 
 
+@pytest.mark.slow
 def test_train_interrupted_writes_the_best_model_and_says_so(tmp_path, capsys, monkeypatch):
     import importlib
 
@@ -136,6 +138,7 @@ def test_train_refuses_bad_config_values_naming_the_flag(option, message, tmp_pa
 
 # --- generate ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_generate_writes_a_valid_6_8_clip(model_6_8, tmp_path, capsys):
     clip = tmp_path / "clip.mid"
     assert main(["generate", str(model_6_8), "--z", "0.5", "-1", "-o", str(clip), "--bpm", "93"]) == 0
@@ -148,6 +151,7 @@ def test_generate_writes_a_valid_6_8_clip(model_6_8, tmp_path, capsys):
     assert all(0 <= t < TICKS_6_8 for t, _, _ in hits)
 
 
+@pytest.mark.slow
 def test_generate_loops_repeats_the_bar(model_6_8, tmp_path):
     one, three = tmp_path / "one.mid", tmp_path / "three.mid"
     for path, n in ((one, "1"), (three, "3")):
@@ -157,6 +161,7 @@ def test_generate_loops_repeats_the_bar(model_6_8, tmp_path):
     assert sorted(b) == sorted((t + k * TICKS_6_8, n, v) for k in range(3) for t, n, v in a)
 
 
+@pytest.mark.slow
 def test_generate_refuses_to_overwrite(model_6_8, tmp_path, capsys):
     clip = tmp_path / "clip.mid"
     clip.write_bytes(b"mine")
@@ -164,6 +169,7 @@ def test_generate_refuses_to_overwrite(model_6_8, tmp_path, capsys):
     assert "pass --force" in capsys.readouterr().err and clip.read_bytes() == b"mine"
 
 
+@pytest.mark.slow
 def test_generate_grid_writes_n_by_n_clips(model_6_8, tmp_path):
     out = tmp_path / "grid"
     assert main(["generate", str(model_6_8), "--grid", "3", "-o", str(out)]) == 0
@@ -188,6 +194,7 @@ def test_generate_grid_writes_n_by_n_clips(model_6_8, tmp_path):
 
 # --- encode, interpolate, map, eval, info ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_encode_prints_one_latent_position_per_loop(model_6_8, make_midi, capsys):
     a = make_midi(bars(BEMBE, 2), ts=(6, 8), name="bembe.mid")
     b = make_midi(bars(BALLAD, 3), ts=(6, 8), name="ballad.mid")
@@ -200,6 +207,7 @@ def test_encode_prints_one_latent_position_per_loop(model_6_8, make_midi, capsys
     assert z[0] == pytest.approx(z[1], abs=1e-3) and z[0] != pytest.approx(z[2], abs=1e-3)  # same bar, same place
 
 
+@pytest.mark.slow
 def test_interpolate_writes_steps_loops(model_6_8, make_midi, tmp_path, capsys):
     a = make_midi(BEMBE, ts=(6, 8), bpm=100, name="a.mid")
     b = make_midi(BALLAD, ts=(6, 8), bpm=100, name="b.mid")
@@ -210,6 +218,7 @@ def test_interpolate_writes_steps_loops(model_6_8, make_midi, tmp_path, capsys):
     assert end_tick(out) == 8 * TICKS_6_8
 
 
+@pytest.mark.slow
 def test_map_writes_a_png_of_size_times_cell_pixels(model_6_8, tmp_path):
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
@@ -222,6 +231,7 @@ def test_map_writes_a_png_of_size_times_cell_pixels(model_6_8, tmp_path):
     assert pygame.image.load(str(tmp_path / "small.png")).get_size() == (20, 20)
 
 
+@pytest.mark.slow
 def test_eval_json_and_files_of_another_meter(model_6_8, make_midi, capsys):
     ok = make_midi(bars(BEMBE, 2), ts=(6, 8), name="bembe.mid")
     other = make_midi(bars([(36, 100, 0.0), (42, 80, 1.0), (38, 90, 2.0), (42, 80, 3.0)], 2, 4.0), ts=(4, 4),
@@ -238,6 +248,7 @@ def test_eval_json_and_files_of_another_meter(model_6_8, make_midi, capsys):
     assert "no loop" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_info_json(model_6_8, capsys):
     assert main(["info", str(model_6_8), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -258,6 +269,7 @@ def test_info_on_the_bundled_checkpoints(name, capsys):
     assert training["loops"] > 0 and training["epochs"] > 0 and training["stopped"] == "finished"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [*BAD, "missing"])
 def test_info_on_an_unusable_checkpoint_exits_2_with_one_sentence(kind, model_6_8, tmp_path, capsys):
     path = tmp_path / "bad.pt" if kind == "missing" else bad_checkpoint(kind, model_6_8, tmp_path / "bad.pt")
@@ -268,6 +280,7 @@ def test_info_on_an_unusable_checkpoint_exits_2_with_one_sentence(kind, model_6_
     assert cap.err.count("\n") == 1 and "Traceback" not in cap.err and "Warning" not in cap.err
 
 
+@pytest.mark.slow
 def test_python_m_rvae_info(model_6_8, tmp_path):
     # From another directory, as a user would: the installed package, not the working tree on sys.path.
     done = subprocess.run([sys.executable, "-m", "rvae", "info", str(model_6_8)], cwd=tmp_path,
@@ -289,6 +302,7 @@ def test_pyproject_reads_without_setuptools_warnings(monkeypatch):
     assert dist.metadata.license_expression == "MIT"
 
 
+@pytest.mark.slow
 def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
     assert main(["eval", str(model_6_8), str(DATA_6_8), "--json", "--generation", "--samples", "50"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -298,6 +312,7 @@ def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
     assert {"smoothness", "coverage", "novelty"} <= set(gen)
 
 
+@pytest.mark.slow
 def test_generate_grid_names_sort_as_rows_and_columns_past_ten(model_6_8, tmp_path):
     out = tmp_path / "grid"
     assert main(["generate", str(model_6_8), "--grid", "11", "-o", str(out)]) == 0
@@ -308,6 +323,7 @@ def test_generate_grid_names_sort_as_rows_and_columns_past_ten(model_6_8, tmp_pa
     assert names[-1] == "r10_c10_x+3.00_y-3.00.mid"
 
 
+@pytest.mark.slow
 def test_eval_generation_without_json_prints_a_short_summary(model_6_8, capsys):
     assert main(["eval", str(model_6_8), str(DATA_6_8), "--generation", "--samples", "50"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -319,6 +335,7 @@ def test_eval_generation_without_json_prints_a_short_summary(model_6_8, capsys):
     assert "--json" in lines[-1]
 
 
+@pytest.mark.slow
 def test_ten_updates_train_and_bad_generate_options_say_why(model_6_8, tmp_path, capsys):
     # 32 loops x2 in batches of 64 = 1 update an epoch: 10 epochs once broke the lr schedule
     out = tmp_path / "ten.pt"
@@ -351,6 +368,7 @@ def test_perform_refuses_bad_options_before_opening_anything(args, message, caps
 SPARSE = [(36, 100, 0.0), (38, 90, 1.5)]  # a bar of 2 hits: training drops it (fewer than 5 onsets)
 
 
+@pytest.mark.slow
 def test_eval_drops_the_loops_training_drops_by_the_checkpoints_min_onsets(model_6_8, tmp_path, capsys):
     data = tmp_path / "data"
     write_midi_file(data / "bembe.mid", BEMBE + bars(SPARSE, 2)[len(SPARSE):], ts=(6, 8))  # 7 hits, then 2
@@ -372,6 +390,7 @@ def test_eval_drops_the_loops_training_drops_by_the_checkpoints_min_onsets(model
     assert "with at least 5 onsets" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_experiment_and_eval_score_the_same_held_out_loops(model_6_8, tmp_path, capsys):
     from rvae.experiment import Run, run_one
 
@@ -384,6 +403,7 @@ def test_experiment_and_eval_score_the_same_held_out_loops(model_6_8, tmp_path, 
     assert json.loads(capsys.readouterr().out)["loops"] == row["heldout_loops"] == 1
 
 
+@pytest.mark.slow
 def test_generate_without_z_draws_a_new_point_each_run_and_says_how_to_repeat_it(model_6_8, tmp_path, capsys):
     def z_and_seed(*extra):
         assert main(["generate", str(model_6_8), "-o", str(tmp_path / "r.mid"), "--force", *extra]) == 0
@@ -397,6 +417,7 @@ def test_generate_without_z_draws_a_new_point_each_run_and_says_how_to_repeat_it
     assert "--seed" not in capsys.readouterr().out  # a given point was not drawn
 
 
+@pytest.mark.slow
 def test_train_verbose_logs_progress_and_the_default_stays_quiet(tmp_path, caplog):
     args = ["train", str(DATA_6_8), "-o", str(tmp_path / "m.pt"), "--epochs", "10", "--hidden", "16", "--quiet"]
     assert main(args) == 0
@@ -417,6 +438,7 @@ def test_help_says_what_the_defaults_are_once(capsys):
     assert re.search(r"\(default[^)]*\) \(default", text) is None
 
 
+@pytest.mark.slow
 def test_a_one_by_one_grid_is_the_centre_and_the_smallest_map_is_one_cell_of_3_pixels(model_6_8, tmp_path, capsys):
     import pygame
 
@@ -430,6 +452,7 @@ def test_a_one_by_one_grid_is_the_centre_and_the_smallest_map_is_one_cell_of_3_p
     assert pygame.image.load(str(tmp_path / "one.png")).get_size() == (3, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -45,6 +45,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
     cfg = load_experiment(write_config(tmp_path, TINY))
     assert cfg.output == tmp_path / "study_results"
@@ -89,6 +90,7 @@ def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
     assert [r["finished_at"] for r in resumed.rows[:5]] == [r["finished_at"] for r in first.rows[:5]]
 
 
+@pytest.mark.slow
 def test_same_seed_same_figures_in_workers_and_in_process(tmp_path):
     text = TINY.replace("seeds = [0, 1]", "seeds = [3]").replace("steps_per_quarter = [2, 4]", "bars = [1]")
     pooled = load_experiment(write_config(tmp_path, text, "a.toml"), jobs=2)  # spawned workers
@@ -100,6 +102,7 @@ def test_same_seed_same_figures_in_workers_and_in_process(tmp_path):
     assert [[r[k] for k in figures] for r in a.rows] == [[r[k] for k in figures] for r in b.rows]
 
 
+@pytest.mark.slow
 def test_a_failing_setting_is_recorded_and_the_others_finish(tmp_path):
     text = TINY.replace("seeds = [0, 1]", "seeds = [0]").replace(
         "steps_per_quarter = [2, 4]", "min_onsets = [1, 10000]"
@@ -113,6 +116,7 @@ def test_a_failing_setting_is_recorded_and_the_others_finish(tmp_path):
     assert run_experiment(load_experiment(result.output.parent / "study.toml")).ran == 0
 
 
+@pytest.mark.slow
 def test_generation_figures_are_recorded_as_missing_without_judge(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "_judge_available", lambda: "missing (rvae.judge does not import: test)")
     text = TINY.replace("generation = false", "generation = true").replace("seeds = [0, 1]", "seeds = [0]")
@@ -164,6 +168,7 @@ def test_a_missing_config_file_is_an_experiment_error(tmp_path):
         load_experiment(tmp_path / "nothing.toml")
 
 
+@pytest.mark.slow
 def test_generation_figures_come_from_judge_when_it_imports(tmp_path, monkeypatch):
     # A stand-in rvae.judge: the runner must not depend on the real one being ready.
     fake = types.ModuleType("rvae.judge")

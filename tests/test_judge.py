@@ -39,6 +39,7 @@ def tiny():
     return ckpt, ds.loops
 
 
+@pytest.mark.slow
 def test_judge_report_is_complete_finite_and_reproducible(tiny):
     ckpt, loops = tiny
     a = judge(ckpt, loops, n_samples=64, size=8, seed=3)
@@ -65,6 +66,7 @@ def test_judge_report_is_complete_finite_and_reproducible(tiny):
     assert c["prior"] != a["prior"]  # a different seed draws different samples
 
 
+@pytest.mark.slow
 def test_judge_without_prior_samples_says_so(tiny):
     ckpt, loops = tiny
     with pytest.raises(ValueError, match="n_samples 0: judge needs at least 1 prior sample"):
@@ -77,6 +79,7 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return {line[:18].strip(): line[18:].split() for line in text.splitlines() if line.startswith("  ")}
 
 
+@pytest.mark.slow
 def test_summary_text_is_a_short_table_of_the_headline_figures(tiny):
     ckpt, loops = tiny
     report = judge(ckpt, loops, n_samples=64, size=8, seed=3)

@@ -79,6 +79,7 @@ def tiny(ds, seed=0, **cfg) -> Checkpoint:
 
 # --- training --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_loss_goes_down(model_6_8):
     s = load_checkpoint(model_6_8).summary
     history = s.loss_history
@@ -87,12 +88,14 @@ def test_loss_goes_down(model_6_8):
     assert s.best_loss <= min(history[-10:])
 
 
+@pytest.mark.slow
 def test_small_set_is_reconstructed(model_6_8, ds_6_8):
     ckpt = load_checkpoint(model_6_8)
     assert ckpt.summary.data["loops"] == len(ds_6_8.loops) == 32
     assert evaluate(ckpt, ds_6_8.loops)["onset_f1"] >= 0.9
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_different_seed_different(ds_6_8):
     a, b, c = tiny(ds_6_8, seed=3), tiny(ds_6_8, seed=3), tiny(ds_6_8, seed=4)
     sa, sb, sc = (m.model.state_dict() for m in (a, b, c))
@@ -103,6 +106,7 @@ def test_same_seed_same_model_different_seed_different(ds_6_8):
     assert a.summary.loss_history != c.summary.loss_history
 
 
+@pytest.mark.slow
 def test_validation_split_by_file_only_with_enough_loops(ds_6_8):
     assert len(ds_6_8.loops) == 32
     few = tiny(ds_6_8, epochs=1).summary  # default: held out only from 200 loops
@@ -117,6 +121,7 @@ def test_validation_split_by_file_only_with_enough_loops(ds_6_8):
     assert {file_of[i] for i in val_idx} and not {file_of[i] for i in val_idx} & {file_of[i] for i in train_idx}
 
 
+@pytest.mark.slow
 def test_keyboard_interrupt_keeps_the_best_model_so_far(ds_6_8, monkeypatch):
     models, snapshots = [], []
 
@@ -146,6 +151,7 @@ def test_keyboard_interrupt_keeps_the_best_model_so_far(ds_6_8, monkeypatch):
     assert ckpt.latents.shape == (32, 2)
 
 
+@pytest.mark.slow
 def test_training_logs_a_line_every_tenth_of_the_run_and_an_early_stop(ds_6_8, caplog):
     caplog.set_level(logging.INFO, logger="rvae.train")
     tiny(ds_6_8, epochs=20)
@@ -162,6 +168,7 @@ def test_training_logs_a_line_every_tenth_of_the_run_and_an_early_stop(ds_6_8, c
     assert ", validation loss " in lines[-2] and lines[-2].startswith("epoch 1/5: loss ")
 
 
+@pytest.mark.slow
 def test_the_data_config_travels_with_the_model(make_midi, tmp_path):
     ds = load_dataset([DATA_6_8], DataConfig(min_onsets=3))
     ckpt = tiny(ds, epochs=1)
@@ -170,6 +177,7 @@ def test_the_data_config_travels_with_the_model(make_midi, tmp_path):
     assert Checkpoint(ckpt.model, ckpt.grid, ckpt.kit).min_onsets == DataConfig().min_onsets == 5  # says nothing
 
 
+@pytest.mark.slow
 @needs(CLIPS / "small")
 def test_groove_clips_small_are_reconstructed_with_default_settings():
     ds = load_dataset([CLIPS / "small"])
@@ -197,6 +205,7 @@ def test_train_config_refuses_bad_fields_naming_them(field, value, problem):
 
 # --- checkpoints ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
     d = torch.load(model_6_8, map_location="cpu", weights_only=True)
     assert d["format"] == "rvae-checkpoint"
@@ -215,6 +224,7 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
     assert not ckpt.model.training
 
 
+@pytest.mark.slow
 def test_checkpoint_is_written_atomically(ds_6_8, tmp_path, monkeypatch):
     path = tmp_path / "m.pt"
     first = tiny(ds_6_8, epochs=1)
@@ -245,6 +255,7 @@ def test_default_model_checkpoint_is_under_10_mb(tmp_path):
     assert path.stat().st_size < 10_000_000
 
 
+@pytest.mark.slow
 def test_latent_dim_8_trains_saves_and_decodes(ds_6_8, tmp_path):
     ckpt = train(ds_6_8, VAEConfig(latent_dim=8, **TINY), TrainConfig(epochs=2), progress=False)
     assert ckpt.latents.shape == (32, 8)
