@@ -308,26 +308,25 @@ def cmd_eval(args) -> int:
 
 def cmd_info(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
-    g = ckpt.grid
+    g, path = ckpt.grid, Path(args.checkpoint)
+    m = ckpt.model.config_dict() | {"params": ckpt.model.n_params(), "file_bytes": path.stat().st_size}
+    t = {k: v for k, v in ckpt.summary.to_dict().items() if k != "loss_history"}
     info = {
-        "path": str(ckpt.path),
+        "path": str(path),
         "time_signature": g.meter,
         "steps_per_quarter": g.steps_per_quarter,
         "bars": g.bars,
         "steps_per_bar": g.steps_per_bar,
         "kit": ckpt.kit.to_dict(),
-        "model": ckpt.model.config_dict() | {"params": ckpt.model.n_params(), "file_bytes": ckpt.path.stat().st_size},
+        "model": m,
         "data_config": ckpt.data_config,
         "train_config": ckpt.train_config,
-        "training": {k: v for k, v in ckpt.summary.to_dict().items() if k != "loss_history"},
+        "training": t,
     }
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    m, t = info["model"], info["training"]
-    print(
-        f"{info['path']}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {g.bars} bar(s) = {g.steps} steps"
-    )
+    print(f"{path}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {g.bars} bar(s) = {g.steps} steps")
     print(f"  kit: {ckpt.kit.name} ({', '.join(ckpt.kit.names)})")
     print(
         f"  model: hidden {m['hidden']}, latent {m['latent_dim']}, beta {m['beta']}, {m['params']:,} parameters, "

@@ -52,7 +52,7 @@ __all__ = [
 
 def _union(onsets: np.ndarray) -> np.ndarray:
     """(N, instruments, steps) -> (N, steps) bool: a step sounds if any instrument hits on it."""
-    return (np.asarray(onsets) > 0.5).any(axis=1)
+    return np.asarray((np.asarray(onsets) > 0.5).any(axis=1))
 
 
 # --------------------------------------------------------------------------- density
@@ -194,7 +194,7 @@ def syncopation(
     nxt = _next_stronger(w)
     has = nxt >= 0
     on = np.asarray(onsets) > 0.5
-    u = on if per_instrument else on.any(axis=1)  # (N, I, T) or (N, T)
+    u = on if per_instrument else np.asarray(on.any(axis=1))  # (N, I, T) or (N, T)
     strength = np.where(has, w[np.where(has, nxt, 0)] - w, 0)  # (T,) w[n(t)] - w[t], 0 on downbeats
     rest_next = ~u[..., np.where(has, nxt, 0)]  # no onset at n(t)
     s = (u & rest_next & has).astype(np.float64) @ strength

@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def save_png(rgb: np.ndarray, path: str | Path) -> Path:
     return save_surface(pygame.surfarray.make_surface(np.ascontiguousarray(rgb.swapaxes(0, 1))), path)
 
 
-def json_clean(x: object, digits: int | None = None) -> object:
+def json_clean(x: Any, digits: int | None = None) -> Any:
     """numpy scalars -> Python numbers, NaN/inf -> None (JSON has neither), recursively;
     floats rounded to ``digits`` when given."""
     if isinstance(x, dict):

@@ -209,7 +209,7 @@ def judge(
     report["smoothness"] = map_smoothness(map_on)
     report["coverage"] = map_coverage(map_on)
     report["novelty"] = {"map": 1.0 - report["map"]["copy_share"], "prior": 1.0 - report["prior"]["copy_share"]}
-    return json_clean(report)  # type: ignore[return-value]
+    return json_clean(report)
 
 
 _ROWS = {  # report key -> row label in summary_text: the model's two sets, then what they mean

@@ -58,12 +58,11 @@ def _split(ds: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> tuple[lis
     files = sorted({g.file for g in ds.loops})
     n_val = max(1, round(len(files) * cfg.val_fraction))
     if len(files) < 5:  # too few files to hold one out: fall back to loops
-        val = set(rng.permutation(n)[: max(1, round(n * cfg.val_fraction))].tolist())
-        return [i for i in range(n) if i not in val], sorted(val)
-    val_files = set(rng.permutation(files)[:n_val].tolist())
-    val = [i for i, g in enumerate(ds.loops) if g.file in val_files]
-    vs = set(val)
-    return [i for i in range(n) if i not in vs], val
+        held = set(rng.permutation(n)[: max(1, round(n * cfg.val_fraction))].tolist())
+    else:
+        val_files = set(rng.permutation(files)[:n_val].tolist())
+        held = {i for i, g in enumerate(ds.loops) if g.file in val_files}
+    return [i for i in range(n) if i not in held], sorted(held)
 
 
 def auto_updates(loops: int) -> int:

@@ -118,7 +118,7 @@ def _check_value(key: str, value: object, t: type) -> None:
     for cls in CONFIGS:  # the config's own check, with its message, named by the TOML key
         if name in {f.name for f in dataclasses.fields(cls)}:
             try:
-                cls(**{name: value})
+                cls(**{name: value})  # type: ignore[arg-type]  # its type is checked above
             except ConfigError as e:
                 raise ExperimentError(f"{key}: {value!r} {e.problem}") from None
     if name == "kit" and str(value) not in KITS:
@@ -209,7 +209,7 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
     fixed = _settings_table(raw.get("fixed", {}), "fixed", False, base)
     seeds = raw.get("seeds", [0])
     cfg = ExperimentConfig(paths, seeds, grid, fixed, folds, holdout, split_seed, jobs, generation, out, source)
-    files, _ = find_midi_files(cfg.data)
+    files, _ = find_midi_files([*cfg.data])
     n_test = folds or 1
     if len(files) < n_test + 1:
         raise ExperimentError(

@@ -6,6 +6,7 @@ import itertools
 import math
 import os
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 
@@ -199,5 +200,5 @@ def plot_results(cfg: ExperimentConfig, rows: list[dict], out: Path) -> tuple[li
     return written, f"plots: {', '.join(p.name for p in written)}"
 
 
-def _finite(x: object) -> bool:
+def _finite(x: object) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

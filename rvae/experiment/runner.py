@@ -71,7 +71,7 @@ def split_files(files: list[Path], cfg: ExperimentConfig) -> list[tuple[list[Pat
 def expand_runs(cfg: ExperimentConfig) -> list[Run]:
     """Grid x seeds x folds, in a stable order: settings outermost, so early results cover
     every fold of the first settings."""
-    files, _ = find_midi_files(cfg.data)
+    files, _ = find_midi_files([*cfg.data])
     splits = split_files(sorted(files), cfg)
     split = f"holdout {cfg.holdout:g}" if cfg.holdout is not None else f"{cfg.folds}-fold"
     keys = list(cfg.grid)
@@ -153,7 +153,7 @@ def run_one(run: Run, generation: bool = True) -> dict:
             # which files were chosen as well as the initialisation.
             pick = np.random.default_rng(run.seed).permutation(len(train_files))[:n]
             train_files = sorted(train_files[i] for i in pick)
-        ds = load_dataset(train_files, dc)
+        ds = load_dataset([*train_files], dc)
         if not ds.loops:
             raise ValueError(
                 f"no training loops: {len(ds.skipped)} of {len(train_files)} files skipped"
@@ -224,7 +224,7 @@ def _read_results(path: Path) -> list[dict]:
 
 
 def _write_results(out: Path, rows: list[dict]) -> None:
-    rows = [json_clean(r, digits=5) for r in rows]  # type: ignore[misc]
+    rows = [json_clean(r, digits=5) for r in rows]
     write_atomic(out / "results.json", lambda p: Path(p).write_text(json.dumps(rows, indent=1) + "\n"))
     columns: list[str] = []
     for r in rows:
