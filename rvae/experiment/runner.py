@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rvae.dataset import DataConfig, find_midi_files, load_dataset, load_loops
+from rvae.dataset import DataConfig, Dataset, find_midi_files, load_dataset, load_loops
 from rvae.experiment.config import ExperimentConfig, ExperimentError
 from rvae.experiment.report import plot_results, summary_markdown
 from rvae.files import json_clean, write_atomic
@@ -127,6 +127,11 @@ def _flatten(prefix: str, d: dict) -> dict:
     return out
 
 
+def _no_loops(side: str, ds: Dataset, n_files: int) -> ValueError:
+    example = f" (e.g. {ds.skipped[0][1]})" if ds.skipped else ""
+    return ValueError(f"no {side} loops: {len(ds.skipped)} of {n_files} files skipped{example}")
+
+
 def run_one(run: Run, generation: bool = True) -> dict:
     """Train and evaluate one run; returns its row. Never raises: a failure is a row too."""
     from rvae.metrics import evaluate
@@ -155,18 +160,12 @@ def run_one(run: Run, generation: bool = True) -> dict:
             train_files = sorted(train_files[i] for i in pick)
         ds = load_dataset([*train_files], dc)
         if not ds.loops:
-            raise ValueError(
-                f"no training loops: {len(ds.skipped)} of {len(train_files)} files skipped"
-                + (f" (e.g. {ds.skipped[0][1]})" if ds.skipped else "")
-            )
+            raise _no_loops("training", ds, len(train_files))
         # Held-out files are read on the training grid, whatever meter they would vote for, and
         # as `rvae eval` reads them (rvae.metrics.eval_loops): the same min_onsets as training.
         test = load_loops(list(run.test_files), ds.grid, ds.kit, dc.force_meter, dc.min_onsets)
         if not test.loops:
-            raise ValueError(
-                f"no held-out loops: {len(test.skipped)} of {len(run.test_files)} files skipped"
-                + (f" (e.g. {test.skipped[0][1]})" if test.skipped else "")
-            )
+            raise _no_loops("held-out", test, len(run.test_files))
         microtiming = run.settings.get("microtiming", True)
         if not microtiming:
             ds.loops, test.loops = _no_microtiming(ds.loops), _no_microtiming(test.loops)
