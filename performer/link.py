@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 MAX_LATENCY = 0.5  # seconds either way: more is a wrong unit, not a sound card
 JUMP = 0.010  # seconds: the timeline moving this much under us (joining a session) relocates
+# A peer's tempo change keeps the beat where it was at *their* moment of change; heard a
+# network delay later, our beat at now moves by delay × Δtempo: up to this delay is not a jump.
+TEMPO_NEWS_DELAY = 0.1
 
 
 def bar_quantum(time_signature: tuple[int, int]) -> float:
@@ -176,7 +179,7 @@ class LinkClock:
         line), stopped (ours, or a peer's), or None."""
         change, self._change = self._change, None
         self._measure_offset()
-        before = self.beat_at(now)
+        before, bpm = self.beat_at(now), self.bpm
         self._state = self._link.captureAppSessionState()
         self.peers = self._link.numPeers()
         news = None
@@ -188,7 +191,9 @@ class LinkClock:
                 self.running, news = True, "a peer started"
             elif self.running:
                 self.running, news = False, "a peer stopped"
-        elif self.running and abs(self.beat_at(now) - before) * 60.0 / self.bpm > JUMP:
+        elif self.running and abs(self.beat_at(now) - before) * 60.0 > (
+            JUMP * self.bpm + TEMPO_NEWS_DELAY * abs(self.bpm - bpm)
+        ):
             self._request_zero(now)
             news = "the session's timeline moved (joined)"
         if news:

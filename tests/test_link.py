@@ -1,7 +1,7 @@
 """The Link clock against a real Link peer: another process on this machine holds the session.
 
 Times compared are perf_counter seconds on both sides; the peer converts Link's clock on
-its own (tests/link_peer.py), so these tests check performer/link.py's conversion too.
+its own (performer/link_peer.py), so these tests check performer/link.py's conversion too.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from contextlib import contextmanager
 import mido
 import numpy as np
 import pytest
-from link_peer import LinkPeer, session_lock
 
 from performer.clock import STOPPED, Transport
 from performer.control import Controls, ControlState
 from performer.link import LinkClock, bar_quantum
+from performer.link_peer import LinkPeer, session_lock
 from performer.sequencer import Mailbox, Player, Sequencer, make_pattern
 from rvae.errors import UserError
 from rvae.grid import Grid
@@ -36,9 +36,13 @@ def _one_session_at_a_time():
 
 
 @contextmanager
-def joined(**kw) -> Iterator[LinkClock]:
-    with LinkClock(**kw) as clock:
+def joined(peer: LinkPeer, **kw) -> Iterator[LinkClock]:
+    """A LinkClock in the peer's session (tempo adopted); its own tempo is never the peer's."""
+    with LinkClock(bpm=90.0, **kw) as clock:
         assert clock.wait_for_peers(2.0) == 1, "the peer was not discovered within 2 s"
+        tempo = peer.ask("state", time.perf_counter())["tempo"]
+        poll_until(clock, lambda: abs(clock.bpm - tempo) < 0.01, 1.0)
+        assert clock.bpm == pytest.approx(tempo, abs=0.01), "the peer did not hold the session"
         yield clock
 
 
@@ -63,7 +67,7 @@ def bars_agree(clock: LinkClock, peer: LinkPeer, first: float, latency: float = 
 
 @pytest.mark.slow
 def test_joins_on_the_peers_bar_and_agrees_with_its_timeline():
-    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(bpm=90, quantum=4) as clock:
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(peer, quantum=4) as clock:
         assert clock.bpm == pytest.approx(133, abs=0.01)  # the session's tempo, not ours
         now = time.perf_counter()
         clock.start(now)
@@ -100,7 +104,7 @@ def test_joining_while_playing_moves_to_the_sessions_next_bar():
 
 @pytest.mark.slow
 def test_follows_the_peers_tempo_within_a_beat():
-    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(quantum=4) as clock:
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(peer, quantum=4) as clock:
         clock.start(time.perf_counter())
         peer.ask("tempo", 150)
         news, took = poll_until(clock, lambda: abs(clock.bpm - 150) < 0.01, 2.0)
@@ -111,7 +115,7 @@ def test_follows_the_peers_tempo_within_a_beat():
 
 @pytest.mark.slow
 def test_set_bpm_reaches_the_peer():
-    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(quantum=4) as clock:
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(peer, quantum=4) as clock:
         clock.start(time.perf_counter())
         clock.set_bpm(97, time.perf_counter())
         assert clock.bpm == pytest.approx(97)
@@ -122,7 +126,7 @@ def test_set_bpm_reaches_the_peer():
 
 @pytest.mark.slow
 def test_start_and_stop_both_ways():
-    with LinkPeer(bpm=133, quantum=4) as peer, joined(quantum=4) as clock:
+    with LinkPeer(bpm=133, quantum=4) as peer, joined(peer, quantum=4) as clock:
         clock.start(time.perf_counter())
         assert peer.wait_for("playing", True)["playing"]  # our start reaches the peer
         peer.ask("stop")
@@ -138,7 +142,7 @@ def test_start_and_stop_both_ways():
 
 @pytest.mark.slow
 def test_start_stop_sync_off_ignores_the_peers_transport():
-    with LinkPeer(bpm=133, quantum=4) as peer, joined(quantum=4, start_stop=False) as clock:
+    with LinkPeer(bpm=133, quantum=4) as peer, joined(peer, quantum=4, start_stop=False) as clock:
         clock.start(time.perf_counter())
         time.sleep(0.1)
         assert not peer.ask("state", time.perf_counter())["playing"]
@@ -152,7 +156,7 @@ def test_start_stop_sync_off_ignores_the_peers_transport():
 def test_seven_eight_on_quantum_three_and_a_half():
     q = bar_quantum((7, 8))
     assert q == 3.5
-    with LinkPeer(bpm=133, quantum=q, playing=True) as peer, joined(quantum=q) as clock:
+    with LinkPeer(bpm=133, quantum=q, playing=True) as peer, joined(peer, quantum=q) as clock:
         now = time.perf_counter()
         clock.start(now)
         assert now < clock.t0 <= now + q * 60 / 133 + MS
@@ -164,7 +168,7 @@ def test_seven_eight_on_quantum_three_and_a_half():
 def test_the_last_peer_leaving_keeps_tempo_and_phase():
     peer = LinkPeer(bpm=133, quantum=4, playing=True).__enter__()
     try:
-        with joined(quantum=4) as clock:
+        with joined(peer, quantum=4) as clock:
             clock.start(time.perf_counter())
             bar = clock.time_of(16.0)
             peer.close()
@@ -249,7 +253,7 @@ def off_grid(t: float, grid0: float, period: float) -> float:
 @pytest.mark.slow
 def test_the_player_plays_on_the_peers_beats_and_follows_its_tempo():
     controls = Controls(ControlState(bpm=120.0))  # not the session's: it must not impose it
-    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(quantum=4) as clock:
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(peer, quantum=4) as clock:
         started = time.perf_counter()
         with player_on(clock, controls) as out:
             time.sleep(2.2)
@@ -276,7 +280,7 @@ def test_the_player_plays_on_the_peers_beats_and_follows_its_tempo():
 @pytest.mark.slow
 def test_the_peers_stop_silences_the_player_and_our_controls_reach_the_peer():
     controls = Controls(ControlState(bpm=120.0))
-    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(quantum=4) as clock:
+    with LinkPeer(bpm=133, quantum=4, playing=True) as peer, joined(peer, quantum=4) as clock:
         with player_on(clock, controls) as out:
             time.sleep(1.5)
             assert out.times("note_on")

@@ -1,4 +1,5 @@
-"""A real Ableton Link peer in a process of its own, for tests and benchmarks.
+"""A real Ableton Link peer in a process of its own, for tests and benchmarks (and for
+trying ``--clock link`` without another Link app: ``python -m performer.link_peer --play``).
 
 Run as a script it joins the Link session at a tempo and answers one JSON line per
 command line on stdin; ``LinkPeer`` starts it and talks to it:
@@ -17,7 +18,8 @@ independently of performer/link.py, so a test checks that conversion against thi
     play | stop      start or stop the transport (reaches peers with start/stop sync on)
     quit
 
-Only the standard library and ``link``: the peer must not share code with what it checks.
+Only the standard library and ``link`` (imported when run): the peer shares no code with
+what it checks, performer/link.py.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 # Every Link peer on the machine (and the LAN) is one session: two test runs at once
 # would change each other's tempo. Link tests and benchmarks take turns with this lock.
@@ -61,21 +62,29 @@ class LinkPeer:
     """The peer script as a subprocess; ``ask`` sends one command and returns its answer."""
 
     def __init__(
-        self, bpm: float = 120.0, quantum: float = 4.0, playing: bool = False, start_stop: bool = True
+        self,
+        bpm: float = 120.0,
+        quantum: float = 4.0,
+        playing: bool = False,
+        start_stop: bool = True,
+        settle: float = 1.2,
     ) -> None:
-        args = [sys.executable, str(Path(__file__).resolve()), "--bpm", str(bpm), "--quantum", str(quantum)]
+        # -m, not the file's path: run as a script, its folder would come first on sys.path
+        # and ``import link`` would find performer/link.py
+        args = [sys.executable, "-m", "performer.link_peer", "--bpm", str(bpm), "--quantum", str(quantum)]
         args += ["--play"] if playing else []
         args += [] if start_stop else ["--no-start-stop"]
         self.args = args
+        self.settle = settle
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> LinkPeer:
         self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self._read()  # "ready": the peer is enabled
-        # When two Link sessions meet, the one whose clock started over 0.5 s earlier wins
-        # (Link's SESSION_EPS; within it a random id decides): a peer that must hold the
-        # session is that much older than the Link instance made after it.
-        time.sleep(0.6)
+        # When two Link sessions meet, the older one wins (Link compares their clocks' ages,
+        # within 0.5 s a random id decides). Measured here: a peer 0.6 s older than the Link
+        # instance made after it kept the session in 4 joins of 8; 1.6 s older, in 8 of 8.
+        time.sleep(self.settle)
         return self
 
     def __exit__(self, *exc) -> None:
