@@ -32,7 +32,7 @@ from fractions import Fraction
 from performer.clock import STOPPED, Transport
 from rvae.errors import UserError
 
-__all__ = ["MAX_LATENCY", "LinkClock", "bar_quantum"]
+__all__ = ["MAX_LATENCY", "LinkClock", "bar_quantum", "check_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,15 @@ def bar_quantum(time_signature: tuple[int, int]) -> float:
     """The bar's length in quarter notes: Link's quantum for a meter (7/8 → 3.5)."""
     num, den = time_signature
     return float(Fraction(4 * num, den))
+
+
+def check_options(quantum: float | None, latency: float) -> None:
+    """``--quantum`` (None: the meter's bar) and ``--latency`` (seconds), one sentence each
+    when wrong; a config can check them before anything imports Link."""
+    if quantum is not None and not (math.isfinite(quantum) and quantum > 0):
+        raise UserError(f"--quantum {quantum:g}: the bar's length in quarter notes must be above 0")
+    if not (math.isfinite(latency) and abs(latency) <= MAX_LATENCY):
+        raise UserError(f"--latency {latency * 1000:g}: choose milliseconds between -500 and 500")
 
 
 def _import_link():
@@ -71,10 +80,7 @@ class LinkClock:
     leads = True
 
     def __init__(self, bpm: float = 120.0, quantum: float = 4.0, latency: float = 0.0, start_stop: bool = True):
-        if not math.isfinite(quantum) or quantum <= 0:
-            raise UserError(f"--quantum {quantum:g}: the bar's length in quarter notes must be above 0")
-        if not math.isfinite(latency) or abs(latency) > MAX_LATENCY:
-            raise UserError(f"--latency {latency * 1000:g}: choose milliseconds between -500 and 500")
+        check_options(quantum, latency)
         link = _import_link()
         self.quantum = float(quantum)
         self.latency = float(latency)
@@ -171,6 +177,11 @@ class LinkClock:
             elif not running and self.running:
                 self.stop(now)
                 self._change = STOPPED
+
+    def status(self, t: float) -> str:
+        """For the window and the status line: peers, tempo, where ``t`` is in the bar."""
+        peers = f"{self.peers} peer" + ("" if self.peers == 1 else "s")
+        return f"Link: {peers}, {self.bpm:.1f} BPM, beat {math.floor(self.phase(t)) + 1} of {self.quantum:g}"
 
     def poll(self, now: float) -> Transport | None:
         """Take the session's news, once per turn; returns what the transport did: started

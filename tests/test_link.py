@@ -6,6 +6,7 @@ its own (performer/link_peer.py), so these tests check performer/link.py's conve
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import pytest
 
 from performer.clock import STOPPED, Transport
 from performer.control import Controls, ControlState
-from performer.link import LinkClock, bar_quantum
+from performer.link import LinkClock, bar_quantum, check_options
 from performer.link_peer import LinkPeer, session_lock
 from performer.sequencer import Mailbox, Player, Sequencer, make_pattern
 from rvae.errors import UserError
@@ -76,6 +77,7 @@ def test_joins_on_the_peers_bar_and_agrees_with_its_timeline():
         phase = peer.ask("state", clock.t0)["phase"]
         assert min(phase, 4 - phase) * 60 / 133 < MS
         assert bars_agree(clock, peer, 0.0) < MS
+        assert clock.status(clock.time_of(2.5)) == "Link: 1 peer, 133.0 BPM, beat 3 of 4"
         # anywhere in the bar, not only on bar lines
         for dt in (0.05, 0.333, 0.9, 1.7):
             t = now + dt
@@ -198,8 +200,18 @@ def test_bad_latency_is_one_sentence(latency):
         LinkClock(latency=latency)
 
 
+def test_options_are_checked_before_link_is_imported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "link", None)  # a config checks them without the extra
+    check_options(None, 0.0)
+    check_options(3.5, -0.5)
+    with pytest.raises(UserError, match=r"^--quantum 0:"):
+        check_options(0.0, 0.0)
+    with pytest.raises(UserError, match=r"^--latency 600:"):
+        check_options(4.0, 0.6)
+
+
 def test_without_the_extra_says_how_to_install(monkeypatch):
-    monkeypatch.setitem(__import__("sys").modules, "link", None)  # import link -> ImportError
+    monkeypatch.setitem(sys.modules, "link", None)  # import link -> ImportError
     with pytest.raises(UserError, match=r"pip install 'rvae\[link\]'"):
         LinkClock()
 
