@@ -140,17 +140,21 @@ def _scan_track(b: bytes, notes: list, time_signatures: list, tempos: list, bad:
     carries over meta and sysex events, as players do. Raises IndexError if a message is cut
     short, _NotAMessage if a data byte stands where a message must start."""
     pos, tick, status, n = 0, 0, 0, len(b)
+    append = notes.append
     while pos < n:
         v = b[pos]  # delta time, inline: this loop is the hot path of reading
         pos += 1
-        delta = v & 0x7F
-        while v & 0x80:
-            v = b[pos]
-            pos += 1
-            delta = (delta << 7) | (v & 0x7F)
-        tick += delta
+        if v < 0x80:
+            tick += v
+        else:
+            delta = v & 0x7F
+            while v & 0x80:
+                v = b[pos]
+                pos += 1
+                delta = (delta << 7) | (v & 0x7F)
+            tick += delta
         s = b[pos]
-        if s & 0x80:
+        if s >= 0x80:
             pos += 1
             if s < 0xF0:
                 status = s
@@ -159,18 +163,18 @@ def _scan_track(b: bytes, notes: list, time_signatures: list, tempos: list, bad:
         else:
             raise _NotAMessage
         if s < 0xF0:
-            kind = s & 0xF0
-            if kind == 0xC0 or kind == 0xD0:
+            if 0xC0 <= s < 0xE0:  # program change, channel pressure: one data byte
                 if b[pos] & 0x80:
                     bad["a data byte above 127"] += 1
                 pos += 1
             else:
-                d1, d2 = b[pos], b[pos + 1]
+                d1 = b[pos]
+                d2 = b[pos + 1]
                 pos += 2
                 if (d1 | d2) & 0x80:
                     bad["a data byte above 127"] += 1
-                elif kind == 0x90 and d2:
-                    notes.append((tick, s & 0x0F, d1, d2))
+                elif 0x90 <= s < 0xA0 and d2:
+                    append((tick, s & 0x0F, d1, d2))
         elif s == 0xFF:
             meta = b[pos]
             length, pos = _vlq(b, pos + 1)
