@@ -19,7 +19,7 @@ from performer.clock import STOPPED, Transport
 from performer.control import Controls, ControlState
 from performer.link import LinkClock, bar_quantum, check_options
 from performer.link_peer import LinkPeer, session_lock
-from performer.sequencer import Mailbox, Player, Sequencer, make_pattern
+from performer.sequencer import Mailbox, Pattern, Player, Sequencer, make_pattern
 from rvae.errors import UserError
 from rvae.grid import Grid
 from rvae.groove import Groove
@@ -40,7 +40,7 @@ def _one_session_at_a_time():
 def joined(peer: LinkPeer, **kw) -> Iterator[LinkClock]:
     """A LinkClock in the peer's session (tempo adopted); its own tempo is never the peer's."""
     with LinkClock(bpm=90.0, **kw) as clock:
-        assert clock.wait_for_peers(2.0) == 1, "the peer was not discovered within 2 s"
+        assert clock.wait_for_peers(2.0) >= 1, "the peer was not discovered within 2 s"
         tempo = peer.ask("state", time.perf_counter())["tempo"]
         poll_until(clock, lambda: abs(clock.bpm - tempo) < 0.01, 1.0)
         assert clock.bpm == pytest.approx(tempo, abs=0.01), "the peer did not hold the session"
@@ -164,6 +164,17 @@ def test_seven_eight_on_quantum_three_and_a_half():
         assert now < clock.t0 <= now + q * 60 / 133 + MS
         assert bars_agree(clock, peer, 0.0) < MS
         assert bars_agree(clock, peer, 7.0) < MS  # bar 3
+        # a two-bar loop: its first step on every other bar line of the session, from beat 0
+        grid = Grid((7, 8), 24, bars=2)
+        with joined(peer, quantum=q) as fresh, player_on(fresh, Controls(), loop({0: [0], 1: [84]}, grid)) as out:
+            time.sleep(10.5 * 60 / 133 + 0.1)  # to the next bar line, and a loop
+            clock = fresh
+        kicks = [t for t, m in out.got if m.type == "note_on" and m.note == KIT.out_notes[0]]
+        snares = [t for t, m in out.got if m.type == "note_on" and m.note == KIT.out_notes[1]]
+        assert len(kicks) >= 2 and len(snares) >= 1 and kicks[0] == pytest.approx(clock.t0, abs=0.003)
+        assert max(off_grid(t, clock.t0, 7 * 60 / 133) for t in kicks) < 0.003  # loop starts: every 7 beats
+        assert max(off_grid(t, peer.ask("bars", kicks[0] - 0.01, 1)["times"][0], q * 60 / 133) for t in kicks) < 0.003
+        assert max(off_grid(t, clock.t0 + q * 60 / 133, 7 * 60 / 133) for t in snares) < 0.003  # bar 2
 
 
 @pytest.mark.slow
@@ -240,14 +251,22 @@ class Stamped:
         return [t for t, m in self.got if m.type == kind and t >= after]
 
 
+def loop(steps: dict[int, list[int]], grid: Grid) -> Pattern:
+    """{instrument: [steps]} -> a pattern on ``grid``."""
+    hits = np.zeros((len(KIT), grid.steps), np.float32)
+    for i, at in steps.items():
+        hits[i, at] = 1
+    return make_pattern(Groove(hits, hits * 0.8, hits * 0, grid, KIT))
+
+
+FOUR = loop({0: [0, 48], 1: [24, 72]}, Grid((4, 4), 24))  # kick, snare, kick, snare
+
+
 @contextmanager
-def player_on(clock: LinkClock, controls: Controls) -> Iterator[Stamped]:
-    """The Player's thread playing a beat on every beat (kick, snare, kick, snare)."""
-    hits = np.zeros((len(KIT), 96), np.float32)
-    hits[0, [0, 48]] = hits[1, [24, 72]] = 1
-    four = make_pattern(Groove(hits, hits * 0.8, hits * 0, Grid((4, 4), 24), KIT))
+def player_on(clock: LinkClock, controls: Controls, pattern: Pattern = FOUR) -> Iterator[Stamped]:
+    """The Player's thread playing ``pattern`` on ``clock``."""
     mailbox, out = Mailbox(), Stamped()
-    mailbox.put(four)
+    mailbox.put(pattern)
     player = Player(Sequencer(swap="bar"), mailbox, controls, [out], clock)
     player.start()
     try:
