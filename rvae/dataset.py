@@ -19,7 +19,7 @@ from rvae.errors import ConfigError, UserError, check_at_least
 from rvae.grid import Grid, parse_time_signature
 from rvae.groove import Groove
 from rvae.kit import KITS, Kit, load_kit
-from rvae.midi_io import MidiNotes, MidiReadError, cut_loops, meter_bars, parse_midi
+from rvae.midi_io import MidiNotes, MidiReadError, cut_loops, listing, meter_bars, parse_midi, plural
 
 __all__ = ["DataConfig", "Dataset", "find_midi_files", "infer_meter", "load_dataset", "load_loops"]
 
@@ -67,11 +67,6 @@ class DataConfig:
             raise ConfigError("kit", self.kit, f"is neither a built-in kit ({', '.join(KITS)}) nor a file")
 
 
-def _n(count: int, word: str) -> str:
-    """'1 file', '3 files'."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
 _PLURAL_VERBS = {"is": "are", "has": "have", "does": "do", "holds": "hold"}
 
 
@@ -115,8 +110,8 @@ class Dataset:
         g = self.grid
         lines = [
             f"meter {g.meter} ({self.meter_note}), {g.steps_per_quarter} steps per quarter, "
-            f"{_n(g.bars, 'bar')} per loop = {g.steps} steps; "
-            f"kit {self.kit.name!r} ({_n(len(self.kit), 'instrument')})",
+            f"{plural(g.bars, 'bar')} per loop = {g.steps} steps; "
+            f"kit {self.kit.name!r} ({plural(len(self.kit), 'instrument')})",
             f"files read: {len(self.files)}, skipped: {len(self.skipped)}"
             + (" (" + "; ".join(_counted(n, r) for r, n in reasons.most_common()) + ")" if reasons else ""),
             f"loops kept: {len(self.loops)}, dropped with fewer than the minimum onsets: {self.sparse_loops}",
@@ -125,13 +120,13 @@ class Dataset:
             + (f", layered: {self.merged} merged into a louder hit of their class" if self.merged else ""),
         ]
         if self.other_meters:
-            bars = " and ".join(f"{n} of {m}" for m, n in self.other_meters.most_common())
+            bars = listing([f"{n} of {m}" for m, n in self.other_meters.most_common()])
             lines.append(
-                f"bars in other meters left out: {bars} ({_n(self.other_meter_hits, 'hit')}) "
-                f"in {_n(self.other_meter_files, 'file')}"
+                f"bars in other meters left out: {bars} ({plural(self.other_meter_hits, 'hit')}) "
+                f"in {plural(self.other_meter_files, 'file')}"
             )
         if self.bad_messages:
-            lines.append(f"malformed messages skipped: {self.bad_messages} in {_n(self.bad_message_files, 'file')}")
+            lines.append(f"malformed messages skipped: {self.bad_messages} in {plural(self.bad_message_files, 'file')}")
         if self.map_looks_wrong():
             share = 100 * (1 - self.off_channel_10_unmapped / self.off_channel_10)
             lines.append(
