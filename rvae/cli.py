@@ -51,6 +51,7 @@ HELP = {
     "patience": "with validation, stop after this many epochs without improvement",
     "seed": "random seed: same seed, same model on the same machine",
     "device": "cpu, or cuda where available",
+    "threads": "torch threads for training; 1 leaves the other cores free and, when they are busy, trains fastest",
 }
 SKIP = {"instruments", "steps"}  # VAEConfig fields that come from the grid and kit
 

@@ -41,9 +41,13 @@ class TrainConfig:
     patience: int = 50  # with validation: stop after this many epochs without a better validation loss
     seed: int = 0
     device: str = "cpu"
+    # torch threads while training. One: these models are small, so threads mostly wait on
+    # each other; on 2 cores busy with other work, one thread trained 3x faster than two
+    # (scripts/bench_train.py --busy 2), and it leaves a core to the DAW or the performer.
+    threads: int = 1
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "epochs", "batch_size")
+        check_at_least(self, 1, "epochs", "batch_size", "threads")
         check_at_least(self, 0, "max_seconds", "lr", "min_val_loops", "patience", "seed")
         check_between(self, 0, 1, "kl_warmup")
         if not 0 <= self.val_fraction < 1:  # 1 would hold out every file and train on none
@@ -85,6 +89,15 @@ def train(
 ) -> Checkpoint:
     """Train on the dataset's loops; returns a Checkpoint holding the best model seen."""
     cfg = cfg or TrainConfig()
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _fit(ds, model_config, cfg, progress)
+    finally:
+        torch.set_num_threads(before)  # the caller's setting, for whatever it runs next
+
+
+def _fit(ds: Dataset, model_config: VAEConfig | None, cfg: TrainConfig, progress: bool) -> Checkpoint:
     if not ds.loops:
         raise NoDataError("no usable loops to train on")
     mc = dataclasses.replace(model_config or VAEConfig(), instruments=len(ds.kit), steps=ds.grid.steps)

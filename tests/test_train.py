@@ -187,7 +187,29 @@ def test_groove_clips_small_are_reconstructed_with_default_settings():
     assert result["onset_f1"] >= 0.95, result
 
 
+@pytest.mark.slow
+def test_training_uses_its_thread_count_and_gives_the_callers_back(ds_6_8, monkeypatch):
+    seen = []
+    real = train_module.total_loss
+
+    def spy(parts, config):
+        seen.append(torch.get_num_threads())
+        return real(parts, config)
+
+    monkeypatch.setattr(train_module, "total_loss", spy)
+    torch.set_num_threads(2)  # the caller's (the autouse fixture restores its own after)
+    tiny(ds_6_8, epochs=2)
+    assert seen == [1, 1] and torch.get_num_threads() == 2  # TrainConfig's default: one
+    seen.clear()
+    tiny(ds_6_8, epochs=2, threads=2)
+    assert seen == [2, 2]
+    torch.set_num_threads(1)
+    assert TrainConfig().threads == 1 and tiny(ds_6_8, epochs=1).train_config["threads"] == 1
+    assert torch.get_num_threads() == 1
+
+
 @pytest.mark.parametrize(("field", "value", "problem"), [
+    ("threads", 0, "must be at least 1"),
     ("batch_size", 0, "must be at least 1"),
     ("epochs", 0, "must be at least 1"),
     ("lr", -1.0, "must not be negative"),
