@@ -8,5 +8,6 @@ Threads and what each owns:
   finished ``Pattern`` and drops it in a one-slot ``Mailbox``;
 - the OSC server and the rtmidi input callback (``control``): only write the latest values
   into ``Controls``;
-- the main thread: the pygame window (``ui``) or the headless status printer (``app``).
+- the main thread: the pygame window (``ui.run_window``) or the headless status printer
+  (``ui.run_console``); ``app.Performance`` starts all of them and stops each once.
 """

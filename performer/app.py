@@ -1,76 +1,131 @@
 """``rvae perform``: wires the model, the controls, the clock thread, the ports and the window
-together, and takes them down again in order. Behaviour lives in the modules it wires."""
+together, and takes them down again in order. Behaviour lives in the modules it wires.
+
+    with Performance(PerformConfig(bpm=96), say=print) as performance:   # opens and starts
+        performance.run()            # until Ctrl-C, SIGTERM, the window closing or cfg.seconds
+    # every thread stopped and every port closed, in reverse order; the recording saved
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
 import sys
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from performer.clock import InternalClock, MidiClockFollower
-from performer.control import Controls, ControlState
+from performer import control, ports
+from performer.clock import Clock, InternalClock, MidiClockFollower
+from performer.control import TEMPO_RANGE, VELOCITY_MODES, Controls, ControlState
 from performer.decoder import DecodeWorker
-from performer.sequencer import SWAP_MODES, Mailbox, Player, Sequencer
+from performer.ports import Output, OutputPort
+from performer.record import Recording
+from performer.sequencer import SWAP_MODES, Mailbox, Player, PlayerView, Sequencer
 from rvae.checkpoint import load_checkpoint
 from rvae.errors import UserError
+from rvae.latent import MAP_EXTENT
 
-__all__ = ["DEFAULT_CHECKPOINT", "PerformConfig", "perform"]
+__all__ = ["CLOCKS", "DEFAULT_CHECKPOINT", "PerformConfig", "Performance", "perform"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "groove-4-4.pt"
+CLOCKS = ("internal", "midi")
+
+
+def _option(help: str, **argparse: object) -> dict:
+    """Field metadata for the ``rvae perform`` option made from it (rvae.cli.add_config_options):
+    its help, and any argparse setting its type does not imply (choices, metavar, nargs...)."""
+    return {"help": help, "argparse": argparse}
 
 
 @dataclass
 class PerformConfig:
-    checkpoint: str = str(DEFAULT_CHECKPOINT)
-    headless: bool = False  # no window: OSC, MIDI CC and these options drive it
-    clock: str = "internal"  # internal, or midi: follow the clock on --midi-in
-    bpm: float = 120.0  # internal clock tempo
-    midi_out: str = "rvae"  # an existing port whose name contains this, else a virtual port
-    midi_in: str | None = None  # port for MIDI clock and CC (default: a virtual "rvae-in" when needed)
-    midi_api: str | None = None  # rtmidi backend: alsa, jack, coremidi, winmm (default: rtmidi's)
-    channel: int = 10  # MIDI channel, 1-16 (10 = drums)
-    send_clock: bool = True  # with the internal clock, send MIDI clock, Start and Stop out
-    z: tuple[float, float] = (0.0, 0.0)  # starting cursor
-    threshold: float = 0.5
-    noise: float = 0.0
-    velocity: str = "decoded"  # or fixed (at 100)
-    microtiming: float = 100.0  # percent of the decoded microtiming; 0 = on the grid
-    mute: list[int] = field(default_factory=list)  # instrument numbers, 1-based as on the keys
-    swap: str = "bar"  # when a new pattern takes over: tick, beat or bar
-    gate: float = 0.125  # note length in beats
-    osc_host: str = "127.0.0.1"
-    osc_port: int = 12000  # where Wekinator sends its outputs; 0 = no OSC
-    osc_out: str | None = None  # HOST:PORT to send the cursor to as /wek/inputs (Wekinator: 6448)
-    cc_x: int | None = None  # MIDI CC moving the cursor's x
-    cc_y: int | None = None
-    record: str | None = None  # MIDI file of the performance (+ .cursor.csv)
-    audio: bool = False  # play a synthesised kit through pygame.mixer
-    seconds: float | None = None  # stop after this long (tests, demos)
-    switch_interval: float = 0.0002  # the GIL hand-over interval while performing (Python: 5 ms)
+    """Everything ``rvae perform`` takes; each field is the option of the same name. Checks
+    its own fields when made (UserError naming the option)."""
 
-    def check(self) -> None:
-        if self.clock not in ("internal", "midi"):
-            raise UserError(f"--clock {self.clock!r}: choose internal or midi")
+    checkpoint: str = str(DEFAULT_CHECKPOINT)
+    headless: bool = field(default=False, metadata=_option("no window: OSC, MIDI CC and these options drive it"))
+    clock: str = field(
+        default="internal",
+        metadata=_option("internal, or midi: follow the MIDI clock arriving on --midi-in", choices=CLOCKS),
+    )
+    bpm: float = field(default=120.0, metadata=_option("internal clock tempo"))
+    midi_out: str = field(
+        default="rvae", metadata=_option("an output port whose name contains this, else a virtual one")
+    )
+    midi_in: str | None = field(
+        default=None, metadata=_option("input port for clock and CC (default: a virtual 'rvae-in')")
+    )
+    midi_api: str | None = field(
+        default=None,
+        metadata=_option("rtmidi backend: alsa, jack, coremidi, winmm (default: rtmidi's, else JACK)"),
+    )
+    channel: int = field(default=10, metadata=_option("MIDI channel, 1-16 (default: 10, General MIDI drums)"))
+    send_clock: bool = field(
+        default=True, metadata=_option("with the internal clock, do not send MIDI clock, Start and Stop")
+    )
+    z: tuple[float, float] = field(default=(0.0, 0.0), metadata=_option("starting cursor", metavar=("X", "Y")))
+    threshold: float = field(default=0.5, metadata=_option("onset probability that makes a hit"))
+    noise: float = field(default=0.0, metadata=_option("random jitter of z each bar, in latent units"))
+    velocity: str = field(default="decoded", metadata=_option("decoded, or fixed (at 100)", choices=VELOCITY_MODES))
+    microtiming: float = field(default=100.0, metadata=_option("percent of the decoded microtiming, 0 = on the grid"))
+    mute: list[int] = field(  # the option is text ("3,4"): performer.cli reads it
+        default_factory=list,
+        metadata=_option(
+            "instruments to mute, e.g. 3,4, numbered from 1 as keys 1-9 (default: none)", type=str, default=""
+        ),
+    )
+    swap: str = field(default="bar", metadata=_option("when a new pattern takes over", choices=SWAP_MODES))
+    gate: float = field(default=0.125, metadata=_option("note length in beats"))
+    osc_host: str = field(default="127.0.0.1", metadata=_option("address OSC listens on"))
+    osc_port: int = field(default=12000, metadata=_option("OSC port, where Wekinator sends its outputs; 0 = no OSC"))
+    osc_out: str | None = field(
+        default=None,
+        metadata=_option(
+            "send the cursor as /wek/inputs (default 127.0.0.1:6448, Wekinator's input)",
+            nargs="?",
+            const="127.0.0.1:6448",
+            metavar="HOST:PORT",
+        ),
+    )
+    cc_x: int | None = field(default=None, metadata=_option("MIDI CC number moving the cursor's x (default: none)"))
+    cc_y: int | None = field(default=None, metadata=_option("MIDI CC number moving the cursor's y (default: none)"))
+    record: str | None = field(
+        default=None,
+        metadata=_option(
+            "record the performance, and the cursor to OUT.cursor.csv (default: no recording)", metavar="OUT.mid"
+        ),
+    )
+    audio: bool = field(default=False, metadata=_option("play a synthesised drum kit through the sound card"))
+    seconds: float | None = field(default=None, metadata=_option("stop after this many seconds (default: never)"))
+    switch_interval: float = 0.0002  # the GIL hand-over interval while performing (Python: 5 ms); not an option
+
+    def __post_init__(self) -> None:
+        self.z = (float(self.z[0]), float(self.z[1]))  # argparse gives a list
+        if self.clock not in CLOCKS:
+            raise UserError(f"--clock {self.clock!r}: choose {' or '.join(CLOCKS)}")
         if self.swap not in SWAP_MODES:
             raise UserError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
-        if self.velocity not in ("decoded", "fixed"):
-            raise UserError(f"--velocity {self.velocity!r}: choose decoded or fixed")
+        if self.velocity not in VELOCITY_MODES:
+            raise UserError(f"--velocity {self.velocity!r}: choose {' or '.join(VELOCITY_MODES)}")
         if not 1 <= self.channel <= 16:
             raise UserError(f"--channel {self.channel}: MIDI channels are 1 to 16")
-        if not 20 <= self.bpm <= 300:
-            raise UserError(f"--bpm {self.bpm:g}: choose 20 to 300")
+        lo, hi = TEMPO_RANGE
+        if not lo <= self.bpm <= hi:
+            raise UserError(f"--bpm {self.bpm:g}: choose {lo:g} to {hi:g}")
         if not 0 <= self.threshold <= 1:
             raise UserError(f"--threshold {self.threshold:g}: choose 0 to 1")
         if not 0 <= self.microtiming <= 100:
             raise UserError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
         if not all(math.isfinite(v) for v in self.z):
-            raise UserError(f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers (the pad spans -3..3)")
+            raise UserError(
+                f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers (the pad spans "
+                f"-{MAP_EXTENT:g}..{MAP_EXTENT:g})"
+            )
         if not self.gate > 0:
             raise UserError(f"--gate {self.gate:g}: a note must last more than 0 beats")
         if not self.noise >= 0:
@@ -82,53 +137,86 @@ class PerformConfig:
             raise UserError(f"--cc-x and --cc-y are both {self.cc_x}: give each axis its own controller")
 
 
-def perform(cfg: PerformConfig, say=print, show=print) -> int:
-    """Run until Ctrl-C, SIGTERM, the window closing or ``cfg.seconds``. Returns an exit status.
-    ``say`` gets notices (stderr in the CLI), ``show`` the headless status and patterns (stdout)."""
-    from performer import control, ports
+class Performance:
+    """One running performance. Made, it has checked the config and loaded the model (nothing
+    open yet); entered, it opens the ports, the audio, OSC and starts the clock thread and
+    the decoder, each into one ExitStack, so that leaving (however) stops each exactly once,
+    in reverse order: threads before the ports they send to, so note-offs go out before the
+    ports close; the recording is saved once the clock thread has stopped."""
 
-    cfg.check()
-    ckpt = load_checkpoint(cfg.checkpoint)
-    names = ckpt.kit.names
-    if any(not 1 <= m <= len(names) for m in cfg.mute):
-        raise UserError(f"--mute {','.join(map(str, cfg.mute))}: this model's instruments are 1 to {len(names)}")
-    controls = Controls(
-        ControlState(
-            z=tuple(cfg.z),
-            threshold=cfg.threshold,
-            noise=cfg.noise,
-            velocity=cfg.velocity,
-            microtiming=cfg.microtiming / 100.0,
-            mutes=frozenset(m - 1 for m in cfg.mute),
-            swap=cfg.swap,
-            bpm=cfg.bpm,
+    def __init__(
+        self, cfg: PerformConfig, say: Callable[[str], object] = print, show: Callable[[str], object] = print
+    ) -> None:
+        self.cfg, self.say, self.show = cfg, say, show
+        self.ckpt = load_checkpoint(cfg.checkpoint)
+        names = self.ckpt.kit.names
+        if any(not 1 <= m <= len(names) for m in cfg.mute):
+            raise UserError(f"--mute {','.join(map(str, cfg.mute))}: this model's instruments are 1 to {len(names)}")
+        self.controls = Controls(
+            ControlState(
+                z=cfg.z,
+                threshold=cfg.threshold,
+                noise=cfg.noise,
+                velocity=cfg.velocity,
+                microtiming=cfg.microtiming / 100.0,
+                mutes=frozenset(m - 1 for m in cfg.mute),
+                swap=cfg.swap,
+                bpm=cfg.bpm,
+            )
         )
-    )
-    stop = threading.Event()
-    headless = cfg.headless
-    if not headless:
+        self.stop = threading.Event()  # set: the performance ends
+        self._stack = contextlib.ExitStack()
+        self.headless = cfg.headless or not self._window_opens()
+        self.recording: Recording | None = None
+        self.cursor_out: control.OscCursorOut | None = None
+
+    def _window_opens(self) -> bool:
         from performer.ui import open_display
 
         with ports.quiet_stderr():
             why = open_display()
         if why:
-            say(f"no window: {why}; going on headless (Ctrl-C stops)")
-            headless = True
+            self.say(f"no window: {why}; going on headless (Ctrl-C stops)")
+        return why is None
 
-    opened: list = []  # closed in reverse order, whatever happens
-    old_interval = sys.getswitchinterval()
-    old_term = signal.getsignal(signal.SIGTERM)
-    try:
-        if cfg.midi_api:  # an API the user named must open
-            out = ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
-        else:
-            out, why = ports.open_output_any(cfg.midi_out, channel=cfg.channel - 1)
-            if out is None:
-                say(f"{why}; playing without one")
-        outputs: list = []
+    def _on_exit(self, stop: Callable[[], object]) -> None:
+        """Call ``stop`` on the way out; a failure is logged with its traceback, and the
+        things started before still stop."""
+
+        def guarded() -> None:
+            try:
+                stop()
+            except Exception:
+                logger.exception("stopping failed: %r", stop)
+
+        self._stack.callback(guarded)
+
+    def __enter__(self) -> Performance:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self._stack.close()
+
+    def _start(self) -> None:
+        cfg, ckpt = self.cfg, self.ckpt
+        # SIGTERM acts as Ctrl-C, from here to the end (the ports close in order). Not
+        # stop.set(): a handler runs between two bytecodes of the main thread, maybe inside
+        # Event.wait holding its lock, and set() would deadlock on it.
+        old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        self._on_exit(lambda: signal.signal(signal.SIGTERM, old_term))
+        old_interval = sys.getswitchinterval()  # lowered before the threads start, restored once the ports are closed
+        self._on_exit(lambda: sys.setswitchinterval(old_interval))
+        out = self._open_output()
+        outputs: list[Output] = []
         port_text = "out: none"
         if out is not None:
-            opened.append(out)
+            self._on_exit(out.close)
             outputs.append(out)
             port_text = f"out: {out.name} ({out.api})"
         if cfg.audio:
@@ -136,23 +224,21 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
 
             with ports.quiet_stderr():
                 preview, note = open_audio(ckpt.kit)
-            say(note)
+            self.say(note)
             if preview is not None:
-                opened.append(preview)
+                self._on_exit(preview.close)
                 outputs.append(preview)
-        recording = None
         if cfg.record:
-            from performer.record import Recording
-
-            recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature)
-            outputs.append(recording)
+            self.recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature)
+            outputs.append(self.recording)
+            self._on_exit(self._save_recording)  # after the clock thread's last note-offs
         follower = MidiClockFollower() if cfg.clock == "midi" else None
-        clock = follower or InternalClock(cfg.bpm)
+        clock: Clock = follower if follower is not None else InternalClock(cfg.bpm)
         mailbox = Mailbox()
-        player = Player(
+        player = self.player = Player(
             Sequencer(swap=cfg.swap),
             mailbox,
-            controls,
+            self.controls,
             outputs,
             clock,
             channel=cfg.channel - 1,
@@ -161,82 +247,107 @@ def perform(cfg: PerformConfig, say=print, show=print) -> int:
             ports=port_text,
         )
         cc = control.CCMap(cfg.cc_x, cfg.cc_y) if cfg.cc_x is not None or cfg.cc_y is not None else None
-        if cfg.clock == "midi" or cc is not None or cfg.midi_in:
+        if follower is not None or cc is not None or cfg.midi_in:
 
-            def on_input(msg, stamp):
+            def on_input(msg, stamp) -> None:  # rtmidi's thread: only queue and write values
                 if follower is not None and follower.hear(msg, stamp):
                     player.wake()
-                if cc is not None and msg.type == "control_change":
-                    cc.handle(msg, controls)
+                if cc is not None:
+                    cc.handle(msg, self.controls)
 
             # the API the output opened with, so the ALSA-less fallback to JACK holds for input too
             api = cfg.midi_api or (out.api if out is not None else None)
             inp = ports.open_input(cfg.midi_in or "rvae-in", api, on_input)
-            opened.append(inp)
+            self._on_exit(inp.close)
             if cfg.midi_in and inp.virtual:
-                say(
+                self.say(
                     f"no MIDI source's name contains {cfg.midi_in!r}: made the input {inp.name}; "
                     "connect your clock or controller to it"
                 )
             port_text += f"  in: {inp.name}"
             player.ports = port_text
-        worker = DecodeWorker(ckpt, controls, mailbox, lambda: player.view)
+        worker = DecodeWorker(ckpt, self.controls, mailbox, lambda: player.view)
         worker.turn()  # the first pattern before the clock starts: bar 1 is never empty
         if cfg.osc_port:
-            server = control.OscServer(controls, cfg.osc_host, cfg.osc_port, instruments=len(ckpt.kit))
-            server.start()
-            opened.append(server)
-            say(f"OSC in on {cfg.osc_host}:{server.port} (/wek/outputs x y, /rvae/xy, /rvae/threshold ...)")
-        cursor_out = None
+            server = control.OscServer(self.controls, cfg.osc_host, cfg.osc_port, instruments=len(ckpt.kit))
+            try:
+                server.start()
+            except OSError as e:  # the port is taken, the host unknown: the user's to change
+                raise UserError(f"{e}; choose another --osc-port (0 = no OSC)") from e
+            self._on_exit(server.stop)
+            self.say(f"OSC in on {cfg.osc_host}:{server.port} (/wek/outputs x y, /rvae/xy, /rvae/threshold ...)")
         if cfg.osc_out:
-            cursor_out = control.OscCursorOut(*control.parse_host_port(cfg.osc_out))
-            opened.append(cursor_out)
+            try:
+                self.cursor_out = control.OscCursorOut(*control.parse_host_port(cfg.osc_out))
+            except OSError as e:
+                raise UserError(f"--osc-out {cfg.osc_out}: {e}") from e
+            self._on_exit(self.cursor_out.close)
 
         sys.setswitchinterval(cfg.switch_interval)  # the clock thread must not wait 5 ms for the GIL
-        # SIGTERM acts as Ctrl-C. Not stop.set(): a handler runs between two bytecodes of the
-        # main thread, maybe inside Event.wait holding its lock, and set() would deadlock on it.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         player.start()
-        opened.append(player)
+        self._on_exit(player.stop)
         worker.start()
-        opened.append(worker)
-        say(
+        self._on_exit(worker.stop)
+        self.say(
             f"playing {Path(cfg.checkpoint).name} ({ckpt.grid.meter}) on {port_text}, clock {cfg.clock}"
             + (f" at {cfg.bpm:g} BPM" if cfg.clock == "internal" else "")
-            + ("" if headless else "; window open")
+            + ("" if self.headless else "; window open")
         )
-        deadline = time.monotonic() + cfg.seconds if cfg.seconds else None
-        if deadline is not None:
-            threading.Thread(target=lambda: (stop.wait(cfg.seconds), stop.set()), daemon=True).start()
 
-        def follow_cursor() -> None:
-            z = controls.get().z
-            if recording is not None:
-                recording.move(z, player.view.beat)
-                recording.tempo(player.view.bpm)  # set, or followed
-            if cursor_out is not None:
-                cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
+    def _open_output(self) -> OutputPort | None:
+        cfg = self.cfg
+        if cfg.midi_api:  # an API the user named must open
+            return ports.open_output(cfg.midi_out, cfg.midi_api, channel=cfg.channel - 1)
+        out, why = ports.open_output_any(cfg.midi_out, channel=cfg.channel - 1)
+        if out is None:
+            self.say(f"{why}; playing without one")
+        return out
 
-        if headless:
+    def _save_recording(self) -> None:
+        if self.recording is not None:
+            midi, side = self.recording.save()
+            self.say(f"recorded {midi} and {side}")
+
+    def _follow_cursor(self) -> None:
+        """On the main thread, each frame or console tick: the cursor to the recording and OSC out."""
+        z = self.controls.get().z
+        if self.recording is not None:
+            self.recording.move(z, self.player.view.beat)
+            self.recording.tempo(self.player.view.bpm)  # set, or followed
+        if self.cursor_out is not None:
+            self.cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
+
+    def run(self) -> None:
+        """The main thread's part, until the performance ends (``stop`` is set, or Ctrl-C)."""
+        seconds = self.cfg.seconds
+        if seconds:
+
+            def end_after() -> None:
+                self.stop.wait(seconds)
+                self.stop.set()
+
+            threading.Thread(target=end_after, name="rvae-seconds", daemon=True).start()
+
+        def view() -> PlayerView:  # read afresh each time: the clock thread replaces it whole
+            return self.player.view
+
+        if self.headless:
             from performer.ui import run_console
 
-            run_console(lambda: player.view, names, stop, follow_cursor, show)
+            run_console(view, self.ckpt.kit.names, self.stop, self._follow_cursor, self.show)
         else:
             from performer.ui import run_window
 
-            run_window(ckpt, controls, lambda: player.view, stop, on_frame=follow_cursor)
-        return 0
+            run_window(self.ckpt, self.controls, view, self.stop, on_frame=self._follow_cursor)
+
+
+def perform(cfg: PerformConfig, say: Callable[[str], object] = print, show: Callable[[str], object] = print) -> int:
+    """Run until Ctrl-C, SIGTERM, the window closing or ``cfg.seconds``. Returns an exit status.
+    ``say`` gets notices (stderr in the CLI), ``show`` the headless status and patterns (stdout)."""
+    performance = Performance(cfg, say, show)
+    try:
+        with performance:
+            performance.run()
     except KeyboardInterrupt:
-        return 0
-    finally:
-        stop.set()
-        for thing in reversed(opened):  # threads first, then the ports: note-offs go out before close
-            try:
-                (thing.stop if hasattr(thing, "stop") else thing.close)()
-            except Exception:
-                logger.exception("closing %r failed", thing)
-        sys.setswitchinterval(old_interval)
-        signal.signal(signal.SIGTERM, old_term)
-        if cfg.record and "recording" in locals() and recording is not None:
-            midi, side = recording.save()
-            say(f"recorded {midi} and {side}")
+        pass
+    return 0

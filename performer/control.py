@@ -52,13 +52,23 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from performer.sequencer import SWAP_MODES
 from rvae.errors import UserError
+from rvae.latent import MAP_EXTENT
 
-__all__ = ["CCMap", "ControlState", "Controls", "OscCursorOut", "OscServer", "parse_host_port"]
+__all__ = [
+    "TEMPO_RANGE",
+    "VELOCITY_MODES",
+    "CCMap",
+    "ControlState",
+    "Controls",
+    "OscCursorOut",
+    "OscServer",
+    "parse_host_port",
+]
 
 logger = logging.getLogger(__name__)
 
 VELOCITY_MODES = ("decoded", "fixed")
-TEMPO_RANGE = (20.0, 300.0)
+TEMPO_RANGE = (20.0, 300.0)  # BPM the internal clock takes: --bpm, /rvae/tempo and the keys
 
 
 @dataclass(frozen=True)
@@ -264,7 +274,7 @@ class OscServer:
         controls: Controls,
         host: str = "127.0.0.1",
         port: int = 12000,
-        extent: float = 3.0,
+        extent: float = MAP_EXTENT,
         *,
         instruments: int | None = None,
     ) -> None:
@@ -473,7 +483,7 @@ class OscServer:
 
 def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     """``"HOST:PORT"`` -> (host, port). ``"[::1]:6448"`` for IPv6; ``"6448"`` or ``":6448"``
-    means ``default_host``. Raises ValueError with a sentence a CLI can print."""
+    means ``default_host``. Raises UserError with a sentence a CLI can print."""
     s = text.strip()
     host, sep, port_text = s.rpartition(":")
     if not sep:
@@ -509,10 +519,10 @@ class OscCursorOut:
         except (OSError, OverflowError, TypeError) as e:
             raise OSError(f"cannot send OSC to {host}:{port}: {getattr(e, 'strerror', None) or e}") from e
         self.host, self.port = host, port
-        self._client = SimpleUDPClient(sockaddr[0], port, family=family)
+        self._client = SimpleUDPClient(str(sockaddr[0]), port, family=family)
         self._once = _Once()
 
-    def send_cursor(self, z: tuple[float, float] | Any, extent: float = 3.0) -> None:
+    def send_cursor(self, z: tuple[float, float] | Any, extent: float = MAP_EXTENT) -> None:
         try:
             zx, zy, e = float(z[0]), float(z[1]), float(extent)
             if not (math.isfinite(zx) and math.isfinite(zy) and math.isfinite(e) and e > 0):
@@ -557,7 +567,7 @@ class CCMap:
     cc_x: int | None
     cc_y: int | None
     channel: int | None = None  # 0..15 as mido counts, None = any
-    extent: float = 3.0
+    extent: float = MAP_EXTENT
 
     def __post_init__(self) -> None:
         for name in ("cc_x", "cc_y"):

@@ -17,7 +17,8 @@ import numpy as np
 from performer.control import Controls, ControlState
 from performer.sequencer import Mailbox, Pattern, PlayerView, make_pattern
 from rvae.checkpoint import Checkpoint
-from rvae.generate import decode_probs, to_groove
+from rvae.generate import to_groove
+from rvae.latent import decode_probs
 
 __all__ = ["DecodeWorker", "pattern_for"]
 
@@ -49,7 +50,7 @@ class DecodeWorker:
         self.stop_event = threading.Event()
         self.serial = 0
         self.decoded = 0  # patterns made, for the status and the benchmark
-        self._last_key = None
+        self._last_key: tuple | None = None
         self._thread: threading.Thread | None = None
 
     def _key(self, st: ControlState) -> tuple:

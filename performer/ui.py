@@ -35,12 +35,13 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before the import, which prints otherwise
 import pygame
 
-from performer.control import Controls, ControlState
-from performer.sequencer import SWAP_MODES, Pattern, PlayerView, bar_beat
+from performer.control import TEMPO_RANGE, Controls, ControlState
+from performer.sequencer import SWAP_MODES, Pattern, PlayerView, bar_beat, shift
 from rvae.checkpoint import Checkpoint
-from rvae.generate import MAP_EXTENT, instrument_colours, latent_map, map_image
+from rvae.files import save_surface
 from rvae.grid import Grid
-from rvae.midi_io import write_atomic
+from rvae.latent import MAP_EXTENT, latent_map
+from rvae.picture import instrument_colours, map_image
 
 __all__ = [
     "CURSOR_COLOUR",
@@ -71,7 +72,6 @@ Z_FINE, Z_COARSE = 0.05, 0.25
 THRESHOLD_STEP, THRESHOLD_RANGE = 0.05, (0.05, 0.95)  # 0 or 1 would mean every step or none
 NOISE_STEP, NOISE_RANGE = 0.05, (0.0, 1.0)
 MICROTIMING_CYCLE = (0.0, 0.5, 1.0)
-BPM_RANGE = (20.0, 300.0)
 
 BG = (14, 14, 17)
 PANEL = (24, 24, 29)
@@ -240,7 +240,7 @@ class Renderer:
         pygame.font.init()
         self.ckpt = ckpt
         self.names = ckpt.kit.names
-        self.colours = [tuple(int(v) for v in c) for c in instrument_colours(len(self.names))]
+        self.colours = [(int(r), int(g), int(b)) for r, g, b in instrument_colours(len(self.names))]
         self.font = pygame.font.Font(None, 20)
         self.small = pygame.font.Font(None, 17)
         self._text: dict[tuple, pygame.Surface] = {}
@@ -342,7 +342,8 @@ class Renderer:
                 colour = (level, level, level)
             else:
                 bright = 0.3 + 0.7 * vel / 127  # velocity as brightness
-                colour = tuple(int(c * bright) for c in self.colours[i])
+                r, g, b = self.colours[i]
+                colour = (int(r * bright), int(g * bright), int(b * bright))
             layer.fill(colour, geo.hit_rect(i, step, grid))
 
     @staticmethod
@@ -361,8 +362,7 @@ class Renderer:
             fixed = state.fixed_velocity if state.velocity == "fixed" else None
             for step, i, vel, off in g.hits():
                 if i in state.mutes:
-                    shift = min(max(off * 0.5 * state.microtiming, -0.5), 0.4999)  # as make_pattern
-                    out.append((i, step + shift, fixed or vel))
+                    out.append((i, step + float(shift(off, state.microtiming)), fixed or vel))
         return out
 
     def _draw_help(self, surface, rect) -> None:
@@ -423,12 +423,7 @@ def screenshot(
     """Render one frame to a PNG at ``path``, offscreen (no display is opened)."""
     surface = pygame.Surface(size)
     render(surface, ckpt, state, view, make_map_surface(ckpt, state.threshold))
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object, so the name hint (not the .tmp name) picks PNG
-            pygame.image.save(surface, f, "png")
-
-    return write_atomic(path, write)
+    return save_surface(surface, path)
 
 
 # --- the window -------------------------------------------------------------------------------
@@ -469,7 +464,6 @@ class Window:
         self.size: tuple[int, int] = (1100, 720)  # of the surface drawn last: mouse positions refer to it
         self._dragging = False
         self.frame_times: deque[float] = deque(maxlen=FRAME_HISTORY)  # seconds of work per frame
-        self.frame_intervals: deque[float] = deque(maxlen=FRAME_HISTORY)  # seconds between frames
 
     def handle(self, events: list[pygame.event.Event]) -> bool:
         """Apply a frame's events to the controls; False when the window should close."""
@@ -489,7 +483,7 @@ class Window:
                 drag_z = pixel_to_z(layout(self.size, self.instruments).map, e.pos)
             elif e.type == pygame.MOUSEBUTTONUP and e.button == 1:
                 self._dragging = False
-        if drag_z is not None:  # one write per frame: every write wakes the decoder
+        if drag_z is not None:  # one write per frame: the decoder polls and decodes only the newest
             self.controls.update(z=drag_z)
         return True
 
@@ -532,7 +526,7 @@ class Window:
         elif key in (pygame.K_COMMA, pygame.K_PERIOD) or char in ("<", ">"):
             sign = 1 if key == pygame.K_PERIOD or char == ">" else -1
             step = 10 if shift or char in ("<", ">") else 1
-            c.update(bpm=round(_clamp(s.bpm + sign * step, BPM_RANGE), 2))
+            c.update(bpm=round(_clamp(s.bpm + sign * step, TEMPO_RANGE), 2))
         elif key == pygame.K_p or (key == pygame.K_ESCAPE and shift):
             c.request_panic()
         return True
@@ -590,7 +584,7 @@ class Window:
             while not stop.is_set():
                 # tick sleeps until the frame is due; SDL_Delay releases the GIL, so the clock
                 # thread runs freely while the window waits
-                interval = clock.tick(fps) / 1000
+                clock.tick(fps)
                 t0 = time.perf_counter()
                 screen = pygame.display.get_surface()  # pygame 2 resizes it itself on VIDEORESIZE
                 if not self.frame(screen, pygame.event.get()):
@@ -600,7 +594,6 @@ class Window:
                 if on_frame is not None:
                     on_frame()
                 self.frame_times.append(time.perf_counter() - t0)
-                self.frame_intervals.append(interval)
                 frames += 1
                 if max_frames is not None and frames >= max_frames:
                     break
@@ -672,7 +665,7 @@ def run_console(
     names: list[str],
     stop: threading.Event,
     on_tick: Callable[[], None],
-    show: Callable[[str], None] = print,
+    show: Callable[[str], object] = print,
 ) -> None:
     """Headless: bar:beat as it moves and each new pattern as text, until ``stop`` is set."""
     last_serial, last_pos, last_logged = None, None, None

@@ -1,0 +1,121 @@
+"""``rvae perform``'s options, made from PerformConfig's fields, and the user's mistakes it
+refuses in one sentence (exit 2) rather than a traceback."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from performer.app import PerformConfig
+from rvae.cli import build_parser, main
+from rvae.errors import UserError
+
+# the options as they were written by hand before PerformConfig made them: same names, same defaults
+DEFAULTS = {
+    "checkpoint": None,
+    "headless": False,
+    "clock": "internal",
+    "bpm": 120.0,
+    "midi_out": "rvae",
+    "midi_in": None,
+    "midi_api": None,
+    "channel": 10,
+    "send_clock": True,
+    "z": (0.0, 0.0),
+    "threshold": 0.5,
+    "noise": 0.0,
+    "velocity": "decoded",
+    "microtiming": 100.0,
+    "mute": "",
+    "swap": "bar",
+    "gate": 0.125,
+    "osc_host": "127.0.0.1",
+    "osc_port": 12000,
+    "osc_out": None,
+    "cc_x": None,
+    "cc_y": None,
+    "record": None,
+    "audio": False,
+    "seconds": None,
+    "force": False,
+}
+
+
+def perform_args(*argv: str) -> dict:
+    args = build_parser().parse_args(["perform", *argv])
+    return {k: getattr(args, k) for k in DEFAULTS}
+
+
+def test_the_options_and_their_defaults_are_as_before():
+    assert perform_args() == DEFAULTS
+
+
+def test_each_kind_of_option_parses():
+    got = perform_args(
+        "m.pt",
+        "--headless",
+        "--clock",
+        "midi",
+        "--no-send-clock",
+        "--z",
+        "1.5",
+        "-2",
+        "--mute",
+        "3,4",
+        "--osc-out",
+        "--cc-x",
+        "20",
+        "--seconds",
+        "2.5",
+    )
+    changed = {k: v for k, v in got.items() if v != DEFAULTS[k]}
+    assert changed == {
+        "checkpoint": "m.pt",
+        "headless": True,
+        "clock": "midi",
+        "send_clock": False,
+        "z": [1.5, -2.0],
+        "mute": "3,4",
+        "osc_out": "127.0.0.1:6448",  # --osc-out alone: Wekinator's input
+        "cc_x": 20,
+        "seconds": 2.5,
+    }
+    assert perform_args("--osc-out", "10.0.0.2:9000")["osc_out"] == "10.0.0.2:9000"
+    with pytest.raises(SystemExit):
+        perform_args("--swap", "phrase")  # choices come from the config's SWAP_MODES
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "sentence"),
+    [
+        ("bpm", 400.0, "--bpm 400: choose 20 to 300"),
+        ("channel", 0, "--channel 0: MIDI channels are 1 to 16"),
+        ("clock", "link?", "--clock 'link?': choose internal or midi"),
+        ("microtiming", 120.0, "--microtiming 120: choose 0 to 100 (percent)"),
+    ],
+)
+def test_the_config_checks_its_own_fields(field, value, sentence):
+    with pytest.raises(UserError) as err:
+        PerformConfig(**{field: value})
+    assert str(err.value) == sentence
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_osc_port_in_use_and_an_unknown_host_are_one_sentence(capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        assert main(["perform", "--headless", "--seconds", "1", "--osc-port", str(port)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"rvae perform: cannot listen for OSC on 127.0.0.1:{port}: ")
+    assert last.endswith("choose another --osc-port (0 = no OSC)")
+    argv = ["perform", "--headless", "--seconds", "1", "--osc-port", str(free_port())]
+    assert main([*argv, "--osc-out", "no-such-host.invalid:6448"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("rvae perform: --osc-out no-such-host.invalid:6448: cannot send OSC to no-such-host")
