@@ -199,7 +199,7 @@ def _forget(name: str) -> None:
 
 
 def _new_rt(cls: type, api: str | None, client: str) -> rtmidi.MidiOut | rtmidi.MidiIn:
-    rtapi = _rtapi(api)  # ValueError for a bad name, before touching any MIDI system
+    rtapi = _rtapi(api)  # UserError for a bad name, before touching any MIDI system
     try:
         return cls(rtapi=rtapi, name=client)
     except rtmidi.RtMidiError as err:
@@ -385,21 +385,33 @@ class OutputPort:
             logger.warning("MIDI output %r lost (%s): sends are dropped from now on", self.name, why)
 
 
-def _close_watch(watch: _JackWatch | None) -> None:
-    if watch is not None:
+def _close_watch(watch: _JackWatch | None, timeout: float = 1.0) -> None:
+    # jack_client_close on the watch has blocked forever in libjack (jack2 1.9.21, the machine
+    # loaded: 4 closes in about 60 of `rvae perform` with CC in; jack2 issues #395 and #955
+    # report the like). It is only a watch: it must never keep the performer from exiting.
+    if watch is None:
+        return
+    closing = threading.Thread(target=watch.close, name="rvae-jack-watch-close", daemon=True)
+    try:
+        closing.start()
+    except RuntimeError:  # at interpreter shutdown (a port left open): no new threads
         watch.close()
+        return
+    closing.join(timeout)
+    if closing.is_alive():
+        logger.warning("closing the JACK watch client took over %g s; going on without waiting", timeout)
 
 
 def open_output(name: str = "rvae", api: str | None = None, channel: int = 9) -> OutputPort:
     """The first existing output whose name contains ``name`` (case-insensitive), else a
     virtual port ``name`` (JACK: ``name:name``). ``channel`` (0-based) is the one panic
-    always clears. Raises ValueError for an unknown ``api``, OSError if it cannot open."""
+    always clears. Raises UserError for an unknown ``api`` or a port that cannot open."""
     target = _find(_ports(rtmidi.MidiOut, api), name)
     # a virtual port is a client of its own name; our end of a connection is "rvae:out"
     rt = _new_rt(rtmidi.MidiOut, api, name if target is None else "rvae")
     try:
         port, virtual = _attach(rt, name, target, "out")
-    except OSError:
+    except UserError:
         rt.delete()
         raise
     out = OutputPort(rt, port, channel, virtual)
@@ -476,14 +488,14 @@ class InputPort:
 def open_input(name: str, api: str | None, callback: InputCallback) -> InputPort:
     """The first existing input whose name contains ``name`` (case-insensitive), else a
     virtual port ``name`` (JACK: ``name:name``); ``callback(msg, stamp)`` gets every
-    message on rtmidi's thread. Raises ValueError for an unknown ``api``, OSError if it
+    message on rtmidi's thread. Raises UserError for an unknown ``api`` or a port that
     cannot open."""
     target = _find(_ports(rtmidi.MidiIn, api), name)
     rt = _new_rt(rtmidi.MidiIn, api, name if target is None else "rvae")
     inp = InputPort(rt, callback)  # filters and callback before the port opens: nothing slips by
     try:
         inp.name, inp.virtual = _attach(rt, name, target, "in")
-    except OSError:
+    except UserError:
         rt.delete()
         raise
     logger.info("MIDI in: %s %r (%s)", "virtual port" if inp.virtual else "connected to", inp.name, inp.api)

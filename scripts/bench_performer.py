@@ -5,7 +5,7 @@
 - frame: the pygame window (dummy video driver) drawing while the cursor moves;
 - internal: ``rvae perform --headless`` on its own clock at 90, 120, 174 BPM; note-on error
   against the ideal tick time. The performer logs (-v) when its beat 0 is, on perf_counter's
-  clock; tests/jack_rig.py's TimedCapture stamps each event with the start of the JACK cycle
+  clock; performer.testing's TimedCapture stamps each event with the start of the JACK cycle
   that carried it on the same clock. Also each note against the pulse sent with it, and the
   pulse-to-pulse jitter, in JACK frames;
 - external: following jack_midi_clock at 90, 120, 174 BPM; note-on error against the pulse
@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the JACK rig the integration tests use
 
 RATE, PERIOD_FRAMES = 48000, 128
 
@@ -50,23 +49,6 @@ def stats(values_ms) -> dict:
         "p99_ms": round(float(np.percentile(a, 99)), 3),
         "max_ms": round(float(a.max()), 3),
     }
-
-
-def parse_dump(lines: list[str]) -> list[tuple[int, list[int]]]:
-    out = []
-    for ln in lines:
-        frame, _, data = ln.partition(":")
-        hexes = []
-        for tok in data.split():  # "99 24 64 note on ..." : the bytes, then words
-            if len(tok) != 2:
-                break
-            try:
-                hexes.append(int(tok, 16))
-            except ValueError:
-                break
-        if frame.strip().isdigit() and hexes:
-            out.append((int(frame), hexes))
-    return out
 
 
 def is_note_on(b: list[int]) -> bool:
@@ -110,7 +92,7 @@ def _origin(output: str) -> float:
 
 
 def internal(bpm: float, seconds: float, move: bool = False, window: bool = False) -> dict:
-    from jack_rig import MidiDump, Performer, TimedCapture, connect
+    from performer.testing import MidiDump, Performer, TimedCapture, connect
 
     name = f"int-{int(bpm)}{'-win' if window else ''}"
     with TimedCapture(f"cap-{name}") as cap, MidiDump(f"dump-{name}", absolute=True) as dump:
@@ -134,7 +116,7 @@ def internal(bpm: float, seconds: float, move: bool = False, window: bool = Fals
             output = perf.close()
         time.sleep(0.3)
         captured = cap.close()
-        heard = after_last_start(parse_dump(dump.lines()))
+        heard = after_last_start(dump.events())
     origin = _origin(output)
     tick = 60.0 / (bpm * 24)
     # Completeness, from jack_midi_dump (C, misses nothing) in JACK frames: pulses lost or
@@ -186,7 +168,7 @@ def _late(output: str) -> int | None:
 
 
 def external(bpm: float, seconds: float) -> dict:
-    from jack_rig import MidiClock, MidiDump, Performer, Transport, connect, wait_for_port
+    from performer.testing import MidiClock, MidiDump, Performer, Transport, connect, wait_for_port
 
     with Transport() as transport, MidiClock(bpm=bpm) as clock, MidiDump(f"dump-ext-{int(bpm)}", absolute=True) as dump:
         perf = Performer(f"perf-ext-{int(bpm)}", CKPT, "--clock", "midi", "--midi-in", f"perf-ext-{int(bpm)}-in")
@@ -203,7 +185,7 @@ def external(bpm: float, seconds: float) -> dict:
         finally:
             perf.close()
         time.sleep(0.3)
-        events = after_last_start(parse_dump(dump.lines()))
+        events = after_last_start(dump.events())
     errors = after_pulse_ms(events)
     return {
         "bpm": bpm,
@@ -268,7 +250,7 @@ def main() -> int:
     ap.add_argument("--window-soak", type=float, default=60.0, help="seconds at 174 BPM with the window drawing")
     ap.add_argument("--only-soak", action="store_true", help="skip the per-tempo runs")
     args = ap.parse_args()
-    from jack_rig import LOCK_PATH, _serve, _take_turn
+    from performer.testing import jack_server
 
     result = {
         "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, Python "
@@ -277,20 +259,14 @@ def main() -> int:
         "decode_pattern": decode_latency(),
         "frame": frame_times(),
     }
-    with open(LOCK_PATH, "a") as lock:
-        _take_turn(lock)
-        server = _serve(f"rvae-bench-{os.getpid()}")
-        next(server)
-        try:
-            if not args.only_soak:
-                result["internal"] = [internal(b, args.seconds) for b in (90, 120, 174)]
-                result["external"] = [external(b, args.seconds) for b in (90, 120, 174)]
-            if args.soak:
-                result["soak"] = internal(174, args.soak, move=True)
-            if args.window_soak:  # the same with the window drawing 60 frames a second
-                result["soak_window"] = internal(174, args.window_soak, move=True, window=True)
-        finally:
-            server.close()
+    with jack_server(f"rvae-bench-{os.getpid()}"):  # the same rig as the tests, in its turn
+        if not args.only_soak:
+            result["internal"] = [internal(b, args.seconds) for b in (90, 120, 174)]
+            result["external"] = [external(b, args.seconds) for b in (90, 120, 174)]
+        if args.soak:
+            result["soak"] = internal(174, args.soak, move=True)
+        if args.window_soak:  # the same with the window drawing 60 frames a second
+            result["soak_window"] = internal(174, args.window_soak, move=True, window=True)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -1,11 +1,15 @@
-"""Shared test helpers: MIDI files written inline, and where the shared Groove data lives."""
+"""Shared test helpers: MIDI files written inline, where the shared Groove data lives, and the
+JACK server fixture (the rig itself is performer.testing, which the benchmark uses too)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mido
 import pytest
+
+from performer import testing
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GROOVE = SHARED / "groove"
@@ -61,4 +65,21 @@ def needs(path: Path):
     return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (shared Groove MIDI Dataset subset)")
 
 
-from jack_rig import jack_server  # noqa: E402, F401  (a session fixture: pytest finds it by name)
+@pytest.fixture(scope="session")
+def jack_server():
+    """A JACK server (dummy driver) for the test session (performer.testing.jack_server); yields its name."""
+    try:
+        testing.need_jack()
+    except testing.Unavailable as e:
+        pytest.skip(f"{e}: the JACK MIDI tests need a real server")
+    with testing.jack_server(f"rvae-test-{os.getpid()}") as name:
+        yield name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A JACK program a test needs is not installed: skip it, saying which."""
+    try:
+        return (yield)
+    except testing.Unavailable as e:
+        pytest.skip(str(e))

@@ -15,7 +15,9 @@ import time
 import mido
 import pytest
 import rtmidi
-from jack_rig import (  # the jack_server fixture comes from conftest.py: one server per session
+
+from performer.ports import OutputPort, backend, list_ports, open_input, open_output
+from performer.testing import (  # the jack_server fixture comes from conftest.py: one server per session
     JACKD_ARGS,
     MidiClock,
     MidiDump,
@@ -26,8 +28,6 @@ from jack_rig import (  # the jack_server fixture comes from conftest.py: one se
     find_port,
     remove_semaphores,
 )
-
-from performer.ports import OutputPort, backend, list_ports, open_input, open_output
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +56,9 @@ def test_api_names_map_to_mido_backends():
 
 
 def test_unknown_api_is_one_sentence_listing_the_available_ones():
-    available = ", ".join(rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()
-                          if rtmidi.get_api_name(a) in ("alsa", "jack"))
+    available = ", ".join(
+        rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api() if rtmidi.get_api_name(a) in ("alsa", "jack")
+    )
     with pytest.raises(ValueError) as err:
         backend("midiman")
     assert str(err.value) == f"unknown MIDI API 'midiman'; available: {available}."
@@ -189,7 +190,7 @@ def test_input_stamps_with_perf_counter_on_arrival():
         out.send(note_on(36))
         assert rec.wait_count(1)
         after = time.perf_counter()
-        (stamp, msg), = rec.log
+        ((stamp, msg),) = rec.log
         assert msg == note_on(36) and before <= stamp <= after
 
 
@@ -198,8 +199,11 @@ def test_a_raising_input_callback_is_logged_once_and_counted(caplog):
     def boom(msg, stamp):
         raise RuntimeError("bug in the follower")
 
-    with open_output("rvae-test-out", api="jack") as out, open_input("rvae-boom", "jack", boom) as inp, \
-            caplog.at_level(logging.ERROR, logger="performer.ports"):
+    with (
+        open_output("rvae-test-out", api="jack") as out,
+        open_input("rvae-boom", "jack", boom) as inp,
+        caplog.at_level(logging.ERROR, logger="performer.ports"),
+    ):
         connect("rvae-test-out", "rvae-boom")
         for note in (36, 38, 42):
             out.send(note_on(note))
@@ -296,8 +300,11 @@ def test_jack_midi_clock_sends_24_pulses_per_beat_between_start_and_stop():
 def test_song_position_with_a_timebase_master():
     # with a master (jack_transport) and no -B: Song Position, then Continue after the
     # resync delay; the position is where the transport will be when Continue arrives
-    with MidiClock(bpm=100, force_bpm=False, resync_delay=0.2) as clock, Recorder("rvae-spp-rec") as rec, \
-            Transport() as tp:
+    with (
+        MidiClock(bpm=100, force_bpm=False, resync_delay=0.2) as clock,
+        Recorder("rvae-spp-rec") as rec,
+        Transport() as tp,
+    ):
         connect(clock.port, "rvae-spp-rec")
         tp.master(bpm=120)
         time.sleep(0.2)
@@ -323,8 +330,12 @@ def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog
     # without the watch, rtmidi's send spins forever holding the GIL once its ring buffer
     # fills (~2300 messages after the server died): this test would hang, not fail
     name = f"rvae-doomed-{os.getpid()}"
-    server = subprocess.Popen([shutil.which("jackd"), "-n", name, *JACKD_ARGS], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [shutil.which("jackd"), "-n", name, *JACKD_ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
         deadline = time.monotonic() + 10
@@ -343,7 +354,8 @@ def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog
             for _ in range(5000):  # more than the ring buffer holds
                 out.send(note_on(36))
         assert [r.getMessage() for r in caplog.records if "lost" in r.getMessage()] == [
-            "MIDI output 'rvae-doomed' lost (JACK server shut down): sends are dropped from now on"]
+            "MIDI output 'rvae-doomed' lost (JACK server shut down): sends are dropped from now on"
+        ]
         out.close()
     finally:
         if server.poll() is None:

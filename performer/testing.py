@@ -1,16 +1,19 @@
-"""A real JACK MIDI rig for tests: a dummy-driver server, port lookup and connection, a
-recording input, and JACK's own MIDI clock source driven by its transport.
+"""A real JACK MIDI rig, for the tests and the benchmark (as ``numpy.testing`` is numpy's):
+a dummy-driver server, port lookup and connection, a recording input, JACK's own MIDI clock
+source driven by its transport, a capture that stamps events on perf_counter's clock, and
+the performer itself run as a user runs it. It needs JACK's programs (Debian packages
+jackd2, jack-midi-clock); a missing one raises ``Unavailable`` (the tests skip, saying so).
 
-    from jack_rig import MidiClock, Recorder, Transport, connect
+    from performer.testing import MidiClock, Recorder, Transport, connect
 
-    def test_x(jack_server):  # the fixture is imported once, by tests/conftest.py
+    def test_x(jack_server):  # the fixture (tests/conftest.py) runs jack_server() per session
         with Recorder("rec") as rec, MidiClock(bpm=120) as clock, Transport() as tp:
             connect(clock.port, "rec:rec")
             tp.play()
             assert rec.wait_count(24, "clock")
 
-Each test session starts its own server (``jackd -n rvae-test-<pid> -d dummy -r 48000
--p 128``) and points ``JACK_DEFAULT_SERVER`` at it for the whole process, so rtmidi,
+Each test session (or benchmark run) starts its own server (``jackd -n rvae-test-<pid> -d
+dummy -r 48000 -p 128``) and points ``JACK_DEFAULT_SERVER`` at it for the whole process, so rtmidi,
 ``jack_lsp``, ``jack_connect``, ``jack_midi_clock`` and ``jack_transport`` all talk to
 it: sessions of several engineers on one machine then share neither ports nor the
 transport (which is global to a server), and stopping ours cannot pull a server from
@@ -21,16 +24,18 @@ the client and the user, not the server, so two clients of the same name opening
 same moment on two servers collide ("Cannot bind server to socket", jack_client_open
 status 0x21). Measured: two processes churning same-named clients on two servers failed
 6 times in 200; with different names, never. jack_lsp, jack_connect, jack_midi_clock and
-jack_transport have fixed names, so JACK test sessions take turns: the fixture holds a
+jack_transport have fixed names, so JACK test sessions take turns: ``jack_server`` holds a
 machine-wide lock (``LOCK_PATH``) from starting jackd until it has stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import fcntl
 import glob
+import json
 import os
 import shutil
 import signal
@@ -41,16 +46,51 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import IO
 
 import mido
-import pytest
 
 from performer.ports import open_input
+
+__all__ = [
+    "JACKD_ARGS",
+    "LOCK_PATH",
+    "MidiClock",
+    "MidiDump",
+    "Performer",
+    "Recorder",
+    "TimedCapture",
+    "Transport",
+    "Unavailable",
+    "connect",
+    "connections",
+    "find_port",
+    "jack_server",
+    "need",
+    "need_jack",
+    "remove_semaphores",
+    "wait_for_port",
+]
 
 JACKD_ARGS = ["-d", "dummy", "-r", "48000", "-p", "128"]  # DESIGN.md: no sound card needed
 START_TIMEOUT = 10.0
 LOCK_PATH = os.path.join(tempfile.gettempdir(), "rvae-jack-tests.lock")
 LOCK_TIMEOUT = 300.0  # another session's JACK tests take seconds; minutes means it is stuck
+
+
+class Unavailable(RuntimeError):
+    """A program the rig needs is not installed (the message names its Debian package)."""
+
+
+def need(tool: str, package: str = "jackd2") -> None:
+    if shutil.which(tool) is None:
+        raise Unavailable(f"{tool} is not installed (Debian package {package})")
+
+
+def need_jack() -> None:
+    """The JACK server and the tools every rig uses are installed (else Unavailable)."""
+    for tool in ("jackd", "jack_lsp", "jack_connect"):
+        need(tool)
 
 
 def _jack_tool(*args: str, timeout: float = 5.0, check: bool = True) -> subprocess.CompletedProcess:
@@ -69,7 +109,7 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5.
         proc.wait(timeout)
 
 
-def _take_turn(lock_file) -> None:
+def _take_turn(lock_file: IO) -> None:
     """Wait for the machine-wide JACK test lock (see the module docstring)."""
     deadline = time.monotonic() + LOCK_TIMEOUT
     while True:
@@ -78,7 +118,7 @@ def _take_turn(lock_file) -> None:
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
-                pytest.fail(f"another test session has held {LOCK_PATH} for {LOCK_TIMEOUT:.0f} s")
+                raise TimeoutError(f"another JACK session has held {LOCK_PATH} for {LOCK_TIMEOUT:.0f} s") from None
             time.sleep(0.1)
 
 
@@ -89,17 +129,14 @@ def remove_semaphores(server: str) -> None:
         os.unlink(leftover)
 
 
-@pytest.fixture(scope="session")
-def jack_server() -> Iterator[str]:
-    """A JACK server (dummy driver) for the test session; yields its name."""
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2): the JACK MIDI tests need a real server")
-    for tool in ("jack_lsp", "jack_connect"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian package jackd2)")
+@contextlib.contextmanager
+def jack_server(name: str) -> Iterator[str]:
+    """A JACK server (dummy driver) called ``name``, this process pointed at it, in our turn
+    (see the module docstring); stopped on the way out. Yields its name."""
+    need_jack()
     with open(LOCK_PATH, "a") as lock_file:  # closing it releases the lock
         _take_turn(lock_file)
-        yield from _serve(f"rvae-test-{os.getpid()}")
+        yield from _serve(name)
 
 
 def _serve(name: str) -> Iterator[str]:
@@ -115,7 +152,7 @@ def _serve(name: str) -> Iterator[str]:
         while _jack_tool("jack_lsp", check=False).returncode != 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                pytest.fail(f"jackd -n {name} {' '.join(JACKD_ARGS)} did not come up:\n{log.read()}")
+                raise RuntimeError(f"jackd -n {name} {' '.join(JACKD_ARGS)} did not come up:\n{log.read()}")
             time.sleep(0.05)
         yield name
     finally:
@@ -271,8 +308,7 @@ class MidiClock:
     def __init__(
         self, bpm: float = 120.0, force_bpm: bool = True, resync_delay: float | None = None, song_position: bool = True
     ) -> None:
-        if shutil.which("jack_midi_clock") is None:
-            pytest.skip("jack_midi_clock is not installed (Debian package jack-midi-clock)")
+        need("jack_midi_clock", "jack-midi-clock")
         args = ["jack_midi_clock", "-b", f"{bpm:g}"]
         args += ["-B"] if force_bpm else []
         args += ["-d", f"{resync_delay:g}"] if resync_delay is not None else []
@@ -310,8 +346,7 @@ class Transport:
     Continue)."""
 
     def __init__(self) -> None:
-        if shutil.which("jack_transport") is None:
-            pytest.skip("jack_transport is not installed (Debian package jackd2)")
+        need("jack_transport")
         self.proc = subprocess.Popen(
             ["jack_transport"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
         )
@@ -364,8 +399,7 @@ class MidiDump:
     ``absolute=True`` the first field is a sample-accurate time)."""
 
     def __init__(self, client: str = "ext-synth", absolute: bool = False) -> None:
-        if shutil.which("jack_midi_dump") is None:
-            pytest.skip("jack_midi_dump is not installed (Debian package jackd2)")
+        need("jack_midi_dump")
         self._out = tempfile.NamedTemporaryFile("w+", prefix="jack_midi_dump-", suffix=".txt", delete=False)
         args = ["jack_midi_dump", *(["-a"] if absolute else []), client]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.DEVNULL)
@@ -379,6 +413,24 @@ class MidiDump:
         """The message lines printed so far (it flushes every line)."""
         with open(self._out.name) as f:
             return [ln.strip() for ln in f if ln.strip() and ":" in ln and "Shutting down" not in ln]
+
+    def events(self) -> list[tuple[int, list[int]]]:
+        """(frame, message bytes) of what arrived so far, in order. With ``absolute`` the
+        frame counts from its start in whole JACK cycles, so ``frame // period`` is the cycle."""
+        out = []
+        for ln in self.lines():
+            frame, _, data = ln.partition(":")
+            hexes = []
+            for tok in data.split():  # "99 24 64 note on ...": the bytes, then words
+                if len(tok) != 2:
+                    break
+                try:
+                    hexes.append(int(tok, 16))
+                except ValueError:
+                    break
+            if frame.strip().isdigit() and hexes:
+                out.append((int(frame), hexes))
+        return out
 
     def close(self) -> None:
         _stop(self.proc, signal.SIGINT)
@@ -406,7 +458,7 @@ class TimedCapture:
     jack_midi_dump cannot: its "absolute" stamps count frames from its own start, and the
     dummy driver's frame count wanders against the system clock anyway.
 
-    It runs in a process of its own (``python tests/jack_rig.py capture NAME OUT``) whose
+    It runs in a process of its own (``python -m performer.testing capture NAME OUT``) whose
     main thread only waits: its process callback is Python (ctypes takes the GIL each
     cycle), and the JACK server does not wait for a late client; in the benchmark's own
     process, contention for the GIL made it miss cycles, and their events with them.
@@ -420,7 +472,7 @@ class TimedCapture:
         self._out = tempfile.NamedTemporaryFile("w+", prefix="capture-", suffix=".json", delete=False)
         self._result: dict | None = None
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "capture", name, self._out.name],
+            [sys.executable, "-m", "performer.testing", "capture", name, self._out.name],
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -428,19 +480,17 @@ class TimedCapture:
         try:
             self.port = wait_for_port(f"{name}:in", "input", timeout=10.0)
         except LookupError:
-            self._stop_child()
-            raise AssertionError(f"the capture client {name} did not come up: {self.proc.stderr.read()}") from None
+            _, err = self._stop_child()
+            raise AssertionError(f"the capture client {name} did not come up: {err}") from None
 
     def _stop_child(self) -> tuple[int, str]:
         _stop(self.proc, signal.SIGINT)
-        err = self.proc.stderr.read()
-        self.proc.stderr.close()
-        return self.proc.returncode, err
+        assert self.proc.stderr is not None  # a pipe: stderr=PIPE
+        with self.proc.stderr as pipe:
+            return self.proc.returncode, pipe.read()
 
     def close(self) -> dict:
         """Stop the capture and return what it heard (again on a second call)."""
-        import json
-
         if self._result is None:
             code, err = self._stop_child()
             with open(self._out.name) as f:
@@ -465,8 +515,6 @@ class TimedCapture:
 
 def _capture(name: str, out_path: str) -> None:
     """The capturing process (see TimedCapture): record until SIGINT, then write JSON."""
-    import json
-
     lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
     lib.jack_client_open.restype = ctypes.c_void_p
     lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
@@ -498,7 +546,7 @@ def _capture(name: str, out_path: str) -> None:
         raise SystemExit(f"jack_client_open({name}) failed (status 0x{status.value:x})")
     port = lib.jack_port_register(client, b"in", b"8 bit raw midi", 0x1, 0)
     events: list = []
-    state = {"cycles": 0, "missed_cycles": 0, "last": None}
+    state = {"cycles": 0, "missed_cycles": 0, "last": -1}  # last: the frame count of the last cycle
     ev, frames, start, nxt, period_us = (
         _MidiEvent(),
         ctypes.c_uint32(),
@@ -515,7 +563,7 @@ def _capture(name: str, out_path: str) -> None:
             state["missed_cycles"] += 1  # no time for this cycle: its events stay out
             return 0
         began = now - (now_raw - start.value) / 1e6
-        if state["last"] is not None and frames.value - state["last"] != nframes:
+        if state["last"] >= 0 and frames.value - state["last"] != nframes:
             state["missed_cycles"] += (frames.value - state["last"]) // nframes - 1
         state["last"] = frames.value
         buf = lib.jack_port_get_buffer(port, nframes)
