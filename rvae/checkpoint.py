@@ -118,6 +118,10 @@ def _reason(e: Exception, limit: int = 120) -> str:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} is a folder: give the checkpoint file in it, e.g. {path / 'model.pt'}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     with path.open("rb") as f:

@@ -9,11 +9,12 @@ import functools
 import json
 import logging
 import math
+import os
 import sys
 import types
 import typing
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from rvae.latent import MAP_EXTENT
 from rvae.midi_io import MidiReadError, write_midi
 from rvae.model import VAEConfig
 from rvae.picture import MIN_CELL
+from rvae.text import counted
 from rvae.train import NoDataError, TrainConfig
 
 HELP = {
@@ -54,6 +56,7 @@ HELP = {
     "threads": "torch threads for training; 1 leaves the other cores free and, when they are busy, trains fastest",
 }
 SKIP = {"instruments", "steps"}  # VAEConfig fields that come from the grid and kit
+MAX_GRID = 64  # generate --grid: 4,096 clips; more only with --force (500 once wrote 250,000 files, 990 MB)
 
 
 def add_config_options(
@@ -108,6 +111,21 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def _missing_folder(path: Path) -> Path | None:
+    """The outermost folder that writing ``path`` will create (rvae.files makes them), if any."""
+    missing = None
+    for folder in path.parents:  # nearest first
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _say_created(folder: Path | None) -> None:
+    if folder is not None:
+        _say(f"created the folder {folder}/")
+
+
 def _may_write(path: Path, force: bool) -> None:
     """Never overwrite what a user made without asking."""
     if path.exists() and not force:
@@ -124,6 +142,7 @@ def cmd_train(args) -> int:
     data, model, training = (config_from_args(cls, args) for cls in (DataConfig, VAEConfig, TrainConfig))
     out = Path(args.output)
     _may_write(out, args.force)
+    created = _missing_folder(out)
     ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
     s = ckpt.summary
     val = f", validation on {s.val_loops} loops" if s.val_loops else ""
@@ -132,6 +151,7 @@ def cmd_train(args) -> int:
         f"at epoch {s.best_epoch} ({s.monitored}{val}); {s.stopped}"
     )
     print(f"wrote {out}")
+    _say_created(created)
     if s.interrupted:  # Ctrl-C: the best model so far is written, but say it was cut short
         _say(f"interrupted: kept the best model so far (epoch {s.best_epoch}) in {out}")
         return 130
@@ -173,6 +193,8 @@ def cmd_generate(args) -> int:
     out = Path(args.output)
     _check_threshold(args)
     _check_writing(args)
+    if args.loops < 1:
+        raise UserError(f"--loops {args.loops}: give 1 or more")
     if args.grid is not None:
         extent = MAP_EXTENT if args.extent is None else args.extent
         if args.grid < 1:
@@ -182,25 +204,55 @@ def cmd_generate(args) -> int:
         if out.is_file():
             raise UserError(f"--grid writes a folder of clips, but -o {out} is a file")
         pts = grid_points(args.grid, extent).reshape(-1, 2)
+        if args.grid > MAX_GRID:
+            size = f"{counted(len(pts), 'clip')} ({_grid_bytes(ckpt, args, len(pts), out)})"
+            if not args.force:
+                raise UserError(
+                    f"--grid {args.grid} would write {size} to {out}/; choose {MAX_GRID} or fewer per side, "
+                    "or pass --force to write them"
+                )
+            _say(f"writing {size} to {out}/")
         names = grid_names(args.grid, extent)
         for name in names:
             _may_write(out / name, args.force)
+        created = _missing_folder(out / names[0])
         for name, g in zip(names, decode_all(ckpt, pts, args.threshold, args.bpm), strict=True):
             write_midi([g] * args.loops, out / name, args.bpm, microtiming=args.microtiming / 100)
         span = f"over [-{extent:g}, {extent:g}]^2" if args.grid > 1 else "at the centre, z = (0, 0)"
-        print(f"wrote {len(pts)} clip(s) ({args.grid}x{args.grid} {span}) to {out}/")
+        print(f"wrote {counted(len(pts), 'clip')} ({args.grid}x{args.grid} {span}) to {out}/")
+        _say_created(created)
         return 0
     z, seed = _z_arg(args, ckpt)
     _may_write(out, args.force)
+    created = _missing_folder(out)
     g = decode_all(ckpt, z, args.threshold, args.bpm)[0]
     write_midi([g] * args.loops, out, args.bpm, microtiming=args.microtiming / 100)
     zs = " ".join(f"{v:.3f}" for v in z)
     drawn = f" (random: --seed {seed} draws it again)" if seed is not None else ""
     print(
-        f"wrote {out}: z = ({zs}){drawn}, {g.n_onsets} hits per loop, "
-        f"{args.loops} loop(s) of {ckpt.grid.meter} at {args.bpm:g} BPM"
+        f"wrote {out}: z = ({zs}){drawn}, {counted(g.n_onsets, 'hit')} per loop, "
+        f"{counted(args.loops, 'loop')} of {ckpt.grid.meter} at {args.bpm:g} BPM"
     )
+    _say_created(created)
     return 0
+
+
+def _grid_bytes(ckpt, args, clips: int, out: Path) -> str:
+    """What ``clips`` clips like the centre's will take: their bytes, and on disk, where each
+    file fills whole blocks (250,000 clips of ~140 bytes took 990 MB)."""
+    import tempfile
+
+    from rvae.generate import decode_all
+
+    g = decode_all(ckpt, np.zeros(2, np.float32), args.threshold, args.bpm)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mid"
+        write_midi([g] * args.loops, path, args.bpm, microtiming=args.microtiming / 100)
+        size = path.stat().st_size
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    block = os.statvfs(existing).f_bsize
+    on_disk = -(-size // block) * block
+    return f"{clips * size / 1e6:,.0f} MB of MIDI, about {clips * on_disk / 1e6:,.0f} MB on disk"
 
 
 def cmd_encode(args) -> int:
@@ -239,9 +291,11 @@ def cmd_interpolate(args) -> int:
     a, b = (_first_loop(ckpt, p, args.force_meter) for p in (args.a, args.b))
     out = Path(args.output)
     _may_write(out, args.force)
+    created = _missing_folder(out)
     grooves = interpolate(ckpt, a, b, args.steps, args.threshold)
     write_midi(grooves, out, args.bpm or a.bpm, microtiming=args.microtiming / 100)
     print(f"wrote {out}: {len(grooves)} loops from {a.source} to {b.source}")
+    _say_created(created)
     return 0
 
 
@@ -262,10 +316,12 @@ def cmd_map(args) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"-o {out}: the map is written as PNG, so give a name ending in .png")
     _may_write(out, args.force)
+    created = _missing_folder(out)
     img = map_image(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
     save_png(img, out)
     e = f"{MAP_EXTENT:g}"
     print(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, {args.size}x{args.size} cells over [-{e}, {e}]^2)")
+    _say_created(created)
     return 0
 
 
@@ -281,7 +337,7 @@ def cmd_eval(args) -> int:
     for path, reason in ds.skipped:
         _say(f"skipped {path}: {reason}")
     if ds.sparse_loops:
-        _say(f"dropped {ds.sparse_loops} loop(s) with fewer than {ckpt.min_onsets} onsets, as training does")
+        _say(f"dropped {counted(ds.sparse_loops, 'loop')} with fewer than {ckpt.min_onsets} onsets, as training does")
     if not loops:
         raise NoDataError(
             f"no loop in {', '.join(args.data)} fits the model's {ckpt.grid.meter} grid "
@@ -327,7 +383,8 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    print(f"{path}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {g.bars} bar(s) = {g.steps} steps")
+    bars = counted(g.bars, "bar")
+    print(f"{path}\n  grid: {g.meter}, {g.steps_per_quarter} steps per quarter, {bars} = {g.steps} steps")
     print(f"  kit: {ckpt.kit.name} ({', '.join(ckpt.kit.names)})")
     print(
         f"  model: hidden {m['hidden']}, latent {m['latent_dim']}, beta {m['beta']}, {m['params']:,} parameters, "
@@ -358,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
     say_more = "say more: -v what happens, -vv debugging detail"
     p.add_argument("-v", "--verbose", action="count", default=0, help=say_more)
+    p.add_argument("--version", action="version", version=f"rvae {version('rvae')}")
     # -v after the command too; SUPPRESS, or the command's default 0 would undo `rvae -v cmd`
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=say_more)
@@ -376,16 +434,16 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("checkpoint", help="a checkpoint written by rvae train")
         if threshold:
             sp.add_argument(
-                "--threshold", type=float, default=0.5, help="onset probability that makes a hit (default 0.5)"
+                "--threshold", type=float, default=0.5, help="onset probability that makes a hit (default: 0.5)"
             )
 
     def writing(sp, bpm_default="120"):
-        sp.add_argument("--bpm", type=float, default=120.0, help=f"tempo written to the file (default {bpm_default})")
+        sp.add_argument("--bpm", type=float, default=120.0, help=f"tempo written to the file (default: {bpm_default})")
         sp.add_argument(
             "--microtiming",
             type=float,
             default=100.0,
-            help="percent of the decoded microtiming, 0 to 100 (0 = on the grid; default 100)",
+            help="percent of the decoded microtiming, 0 to 100; 0 = on the grid (default: 100)",
         )
         sp.add_argument("--force", action="store_true", help="overwrite existing files")
 
@@ -393,46 +451,52 @@ def build_parser() -> argparse.ArgumentParser:
     common(g)
     g.add_argument("--z", type=float, nargs="+", metavar="X", help="latent position, e.g. --z 0.5 -1 (default: random)")
     g.add_argument("--seed", type=int, default=None, help="seed for a random z (default: a new one, printed)")
-    g.add_argument("-o", "--output", required=True, help="MIDI file; with --grid, a folder")
-    g.add_argument("--loops", type=int, default=1, help="repeat the loop this many times")
-    g.add_argument("--grid", type=int, default=None, metavar="N", help="write an NxN set of clips across the space")
-    g.add_argument("--extent", type=float, default=None, help=f"--grid spans [-E, E]^2 (default {MAP_EXTENT:g})")
+    g.add_argument("-o", "--output", required=True, help="MIDI file to write; with --grid, a folder")
+    g.add_argument("--loops", type=int, default=1, help="times the loop repeats in the file (default: 1)")
+    g.add_argument(
+        "--grid",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"write an NxN set of clips across the space; over {MAX_GRID} only with --force",
+    )
+    g.add_argument("--extent", type=float, default=None, help=f"--grid spans [-E, E]^2 (default: {MAP_EXTENT:g})")
     writing(g)
 
     e = add_command("encode", help="print the latent position of each loop of MIDI files")
     common(e, threshold=False)
-    e.add_argument("files", nargs="+")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("files", nargs="+", help="MIDI files and folders (searched recursively)")
+    e.add_argument("--json", action="store_true", help="print JSON: each loop's source and z")
     e.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
     i = add_command("interpolate", help="morph the first loop of A into the first loop of B")
     common(i)
-    i.add_argument("a")
-    i.add_argument("b")
-    i.add_argument("--steps", type=int, default=8, help="loops in the morph, A and B included")
-    i.add_argument("-o", "--output", required=True)
+    i.add_argument("a", help="MIDI file whose first loop starts the morph")
+    i.add_argument("b", help="MIDI file whose first loop ends it")
+    i.add_argument("--steps", type=int, default=8, help="loops in the morph, A and B included (default: 8)")
+    i.add_argument("-o", "--output", required=True, help="MIDI file to write")
     i.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
     writing(i, bpm_default="A's tempo")
     i.set_defaults(bpm=None)
 
     m = add_command("map", help="draw the decoded latent space as a PNG")
     common(m)
-    m.add_argument("-o", "--output", required=True)
-    m.add_argument("--size", type=int, default=30, help="cells per side (default 30, as R-VAE)")
-    m.add_argument("--cell", type=int, default=24, help=f"pixels per cell, {MIN_CELL} or more (default 24)")
-    m.add_argument("--force", action="store_true")
+    m.add_argument("-o", "--output", required=True, help="PNG file to write")
+    m.add_argument("--size", type=int, default=30, help="cells per side, as R-VAE's (default: 30)")
+    m.add_argument("--cell", type=int, default=24, help=f"pixels per cell, {MIN_CELL} or more (default: 24)")
+    m.add_argument("--force", action="store_true", help="overwrite the file if it exists")
 
     v = add_command("eval", help="reconstruction figures on MIDI files")
     common(v)
-    v.add_argument("data", nargs="+")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("data", nargs="+", help="MIDI files and folders (searched recursively)")
+    v.add_argument("--json", action="store_true", help="print every figure as JSON")
     v.add_argument(
         "--generation",
         action="store_true",
         help="also judge generation: prior samples and the latent map against these loops, with baselines",
     )
-    v.add_argument("--samples", type=int, default=500, help="prior samples for --generation (default 500)")
-    v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples")
+    v.add_argument("--samples", type=int, default=500, help="prior samples for --generation (default: 500)")
+    v.add_argument("--seed", type=int, default=0, help="seed for --generation's samples (default: 0)")
     v.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
 
     x = add_command("experiment", help="run a grid of settings x seeds x folds described in a TOML file")
@@ -442,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = add_command("info", help="what a checkpoint holds")
     common(n, threshold=False)
-    n.add_argument("--json", action="store_true")
+    n.add_argument("--json", action="store_true", help="print everything as JSON")
 
     # Other packages add commands (the performer adds perform and ports): rvae never imports them.
     for ep in entry_points(group="rvae.commands"):
@@ -463,7 +527,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:  # bare `rvae`: what it can do, not an error about a missing command
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     logging.basicConfig(format=f"rvae {args.command}: %(message)s", level=logging.WARNING)
     for ours in ("rvae", "performer"):  # not every library's chatter
         logging.getLogger(ours).setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])

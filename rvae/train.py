@@ -15,7 +15,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rvae.checkpoint import Checkpoint, TrainSummary, save_checkpoint
-from rvae.dataset import DataConfig, Dataset, load_dataset
+from rvae.dataset import DataConfig, Dataset, find_midi_files, load_dataset
 from rvae.errors import ConfigError, UserError, check_at_least, check_between
 from rvae.groove import stack
 from rvae.model import GrooveVAE, VAEConfig, total_loss
@@ -234,6 +234,9 @@ def train_files(
 
     ``report(line)`` receives each skipped file and the dataset summary, as they are known."""
     data_config = data_config or DataConfig()
+    files, problems = find_midi_files(list(paths))
+    if not files:  # nothing to read: one sentence, not a summary of zeros
+        raise NoDataError("no MIDI files to train on: " + "; ".join(f"{p} {reason}" for p, reason in problems))
     ds = load_dataset(paths, data_config)
     if report:
         for path, reason in ds.skipped:

@@ -286,7 +286,7 @@ def test_python_m_rvae_info(model_6_8, tmp_path):
     done = subprocess.run([sys.executable, "-m", "rvae", "info", str(model_6_8)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "grid: 6/8, 24 steps per quarter, 1 bar(s) = 72 steps" in done.stdout
+    assert "grid: 6/8, 24 steps per quarter, 1 bar = 72 steps" in done.stdout
 
 
 def test_pyproject_reads_without_setuptools_warnings(monkeypatch):
@@ -377,7 +377,7 @@ def test_eval_drops_the_loops_training_drops_by_the_checkpoints_min_onsets(model
     cap = capsys.readouterr()
     result = json.loads(cap.out)
     assert (result["loops"], result["sparse_loops_dropped"]) == (1, 2)
-    assert "dropped 2 loop(s) with fewer than 5 onsets, as training does" in cap.err
+    assert "dropped 2 loops with fewer than 5 onsets, as training does" in cap.err
     assert "sparse.mid: has no loop with at least 5 onsets" in cap.err
     # The checkpoint's own min_onsets, not the default:
     low = tmp_path / "low.pt"
@@ -433,7 +433,7 @@ def test_help_says_what_the_defaults_are_once(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "tempo written to the file (default A's tempo)" in text
+    assert "tempo written to the file (default: A's tempo)" in text
     assert "(default: the most common meter of the files)" in text and "(default: from the set's size)" in text
     assert re.search(r"\(default[^)]*\) \(default", text) is None
 
@@ -490,3 +490,81 @@ def test_bad_values_are_refused_in_one_sentence_naming_the_option(args, message,
     assert cap.out == "" and cap.err.startswith(f"rvae {args[0]}: ") and cap.err.count("\n") == 1
     assert message in cap.err
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+# --- the first hour of a new user ------------------------------------------------------------
+
+def test_bare_rvae_prints_the_help_and_version_prints_the_version(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: rvae") and "train a model on folders" in out
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and re.fullmatch(r"rvae \d+\.\d+\.\d+\n", capsys.readouterr().out)
+
+
+def test_every_option_has_help_and_says_its_default_one_way():
+    import argparse
+
+    from rvae.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    ours = [name for name in sub.choices if name in COMMANDS and name not in ("perform", "ports")]
+    assert "train" in ours and "map" in ours
+    for name in ours:
+        for action in sub.choices[name]._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            where = f"rvae {name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{where} has no help"
+            assert "(default " not in action.help and "default " not in action.help.replace("(default: ", ""), where
+            if action.default not in (None, False, argparse.SUPPRESS) and not isinstance(action, argparse._CountAction):
+                assert f"(default: {action.default:g}" in action.help if isinstance(action.default, float) else (
+                    f"(default: {action.default}" in action.help), where
+
+
+def test_info_on_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"rvae info: checkpoint {tmp_path} is a folder: give the checkpoint file in it, e.g. {tmp_path}/model.pt\n"
+    )
+
+
+def test_train_on_a_missing_or_empty_folder_says_one_sentence(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "missing"), "-o", str(tmp_path / "m.pt")]) == 2
+    assert capsys.readouterr().err == f"rvae train: no MIDI files to train on: {tmp_path / 'missing'} does not exist\n"
+    assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"rvae train: no MIDI files to train on: {tmp_path / 'empty'} holds no .mid or .midi files\n"
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_grid_over_64_per_side_is_refused_saying_its_count_and_size(model_6_8, tmp_path, capsys, monkeypatch):
+    from rvae import cli
+
+    out = tmp_path / "grid"
+    assert main(["generate", str(model_6_8), "--grid", "65", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--grid 65 would write 4,225 clips (" in err and " MB on disk) " in err
+    assert "pass --force" in err and not out.exists()
+    monkeypatch.setattr(cli, "MAX_GRID", 2)  # --force writes them, saying so first
+    assert main(["generate", str(model_6_8), "--grid", "3", "-o", str(out), "--force"]) == 0
+    cap = capsys.readouterr()
+    assert cap.err.startswith("writing 9 clips (") and len(list(out.iterdir())) == 9
+    assert cap.err.splitlines()[-1] == f"created the folder {out}/"
+
+
+@pytest.mark.slow
+def test_writing_into_a_missing_folder_says_it_was_created(model_6_8, tmp_path, capsys):
+    clip = tmp_path / "new" / "deeper" / "clip.mid"
+    assert main(["generate", str(model_6_8), "--z", "0", "0", "-o", str(clip), "--loops", "1"]) == 0
+    cap = capsys.readouterr()
+    assert ", 1 loop of 6/8" in cap.out and cap.err == f"created the folder {tmp_path / 'new'}/\n"
+    assert clip.exists()
+    assert main(["generate", str(model_6_8), "--z", "0", "0", "-o", str(tmp_path / "new" / "b.mid")]) == 0
+    assert capsys.readouterr().err == ""  # the folder is there now
+    assert main(["map", str(model_6_8), "-o", str(tmp_path / "maps" / "m.png"), "--size", "2"]) == 0
+    assert capsys.readouterr().err == f"created the folder {tmp_path / 'maps'}/\n"
