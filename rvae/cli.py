@@ -302,7 +302,7 @@ def cmd_interpolate(args) -> int:
 def cmd_map(args) -> int:
     from rvae.files import save_png
     from rvae.latent import latent_map
-    from rvae.picture import map_image
+    from rvae.picture import map_figure
 
     ckpt = load_checkpoint(args.checkpoint)
     out = Path(args.output)
@@ -317,10 +317,13 @@ def cmd_map(args) -> int:
         raise UserError(f"-o {out}: the map is written as PNG, so give a name ending in .png")
     _may_write(out, args.force)
     created = _missing_folder(out)
-    img = map_image(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
+    img = map_figure(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
     save_png(img, out)
-    e = f"{MAP_EXTENT:g}"
-    print(f"wrote {out} ({img.shape[1]}x{img.shape[0]} px, {args.size}x{args.size} cells over [-{e}, {e}]^2)")
+    e, side = f"{MAP_EXTENT:g}", args.size * args.cell
+    print(
+        f"wrote {out} ({img.shape[1]}x{img.shape[0]} px: {args.size}x{args.size} cells over [-{e}, {e}]^2 "
+        f"in {side}x{side} px, with z axes and the instrument key)"
+    )
     _say_created(created)
     return 0
 

@@ -219,16 +219,32 @@ def test_interpolate_writes_steps_loops(model_6_8, make_midi, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_map_writes_a_png_of_size_times_cell_pixels(model_6_8, tmp_path):
+def map_in(png: Path, side: int):
+    """The map's pixels in a figure rvae map wrote, (side, side, 3), and the figure's size."""
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
+
+    from rvae.picture import FIGURE_ORIGIN
+
+    rgb = pygame.surfarray.array3d(pygame.image.load(str(png))).swapaxes(0, 1)
+    x, y = FIGURE_ORIGIN
+    return rgb[y : y + side, x : x + side], rgb.shape[1::-1]
+
+
+def test_map_writes_a_png_of_size_times_cell_pixels(model_6_8, tmp_path, capsys):
+    from rvae.latent import latent_map
+    from rvae.picture import map_image
 
     out = tmp_path / "map.png"
     assert main(["map", str(model_6_8), "-o", str(out), "--size", "10"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert pygame.image.load(str(out)).get_size() == (240, 240)  # 10 cells of 24 px
+    ckpt = load_checkpoint(model_6_8)
+    drawn, (width, height) = map_in(out, 240)  # 10 cells of 24 px...
+    assert (drawn == map_image(ckpt, latent_map(ckpt, 10))).all()
+    assert width > 240 + 100 and height > 240 + 30  # ...with axes and the key around them
+    assert f"wrote {out} ({width}x{height} px: 10x10 cells over [-3, 3]^2 in 240x240 px" in capsys.readouterr().out
     assert main(["map", str(model_6_8), "-o", str(tmp_path / "small.png"), "--size", "4", "--cell", "5"]) == 0
-    assert pygame.image.load(str(tmp_path / "small.png")).get_size() == (20, 20)
+    assert (map_in(tmp_path / "small.png", 20)[0] == map_image(ckpt, latent_map(ckpt, 4), cell=5)).all()
 
 
 @pytest.mark.slow
@@ -440,7 +456,6 @@ def test_help_says_what_the_defaults_are_once(capsys):
 
 @pytest.mark.slow
 def test_a_one_by_one_grid_is_the_centre_and_the_smallest_map_is_one_cell_of_3_pixels(model_6_8, tmp_path, capsys):
-    import pygame
 
     out = tmp_path / "grid"
     assert main(["generate", str(model_6_8), "--grid", "1", "-o", str(out)]) == 0
@@ -449,7 +464,11 @@ def test_a_one_by_one_grid_is_the_centre_and_the_smallest_map_is_one_cell_of_3_p
     centre = decode(load_checkpoint(model_6_8), [0.0, 0.0])
     assert len(check_midi(out / "r0_c0_x+0.00_y+0.00.mid")) == centre.n_onsets
     assert main(["map", str(model_6_8), "-o", str(tmp_path / "one.png"), "--size", "1", "--cell", "3"]) == 0
-    assert pygame.image.load(str(tmp_path / "one.png")).get_size() == (3, 3)
+    from rvae.latent import latent_map
+    from rvae.picture import map_image
+
+    ckpt = load_checkpoint(model_6_8)
+    assert (map_in(tmp_path / "one.png", 3)[0] == map_image(ckpt, latent_map(ckpt, 1), cell=3)).all()
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from rvae.kit import KITS
 from rvae.latent import encode, grid_names, grid_points, latent_map
 from rvae.metrics import onset_scores, timing_mae_ms, tolerant_f1, velocity_mae
 from rvae.model import GrooveVAE, VAEConfig
-from rvae.picture import map_image
+from rvae.picture import ARROW, BACKGROUND, FIGURE_ORIGIN, map_figure, map_image
 
 nan = float("nan")
 
@@ -128,6 +128,24 @@ def test_a_one_point_grid_is_the_centre_and_too_small_steps_or_cells_are_refused
     with pytest.raises(ValueError, match="cell 2: a map cell needs 3 pixels or more"):
         map_image(ckpt, latent_map(ckpt, 2), cell=2)
     assert map_image(ckpt, latent_map(ckpt, 1), cell=3).shape == (3, 3, 3)
+
+
+def test_map_figure_keeps_the_map_and_marks_the_loops_outside_it_on_its_edge():
+    ckpt = Checkpoint(small_model().eval(), Grid((6, 8)), KITS["default"])
+    probs = latent_map(ckpt, 4)
+    x, y = FIGURE_ORIGIN
+    right = slice(x + 40 + ARROW[0], x + 40 + ARROW[1] + 1)  # the band just right of a 40 px map
+
+    ckpt.latents = torch.tensor([[0.0, 0.0]])
+    plain = map_figure(ckpt, probs, cell=10)
+    assert (plain[y : y + 40, x : x + 40] == map_image(ckpt, probs, cell=10)).all()
+    assert (plain[y : y + 40, right] == BACKGROUND).all()
+
+    ckpt.latents = torch.tensor([[0.0, 0.0], [7.0, 0.0]])  # far right, at mid height
+    marked = map_figure(ckpt, probs, cell=10)
+    drawn = (marked[y : y + 40, right] != BACKGROUND).any(axis=(1, 2))  # (40,) rows with ink
+    assert drawn[17:22].all() and not drawn[:10].any() and not drawn[30:].any()
+    assert (marked[y : y + 40, x : x + 40] == plain[y : y + 40, x : x + 40]).all()
 
 
 # --- metrics ---------------------------------------------------------------------------------
