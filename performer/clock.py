@@ -28,7 +28,7 @@ from typing import Protocol
 
 import mido
 
-__all__ = ["PPQN", "Clock", "InternalClock", "MidiClockFollower", "Transport"]
+__all__ = ["PPQN", "STOPPED", "Clock", "InternalClock", "MidiClockFollower", "Transport"]
 
 logger = logging.getLogger(__name__)
 

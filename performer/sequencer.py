@@ -320,7 +320,7 @@ class Player:
         self._next_tick = 0
         self._state = controls.get()
         self._playing = False
-        self._started: float | None = None  # beat 0's time, logged once the turn is sent
+        self._started: tuple[float, float] | None = None  # (beat, time) it started at, logged once the turn is sent
         self.view = PlayerView(bpm=clock.bpm, clock=clock.kind, state=clock.idle, ports=ports)
 
     # --- output -----------------------------------------------------------------------
@@ -382,18 +382,17 @@ class Player:
         if self.send_clock:
             self._send(START)
         if math.isfinite(t := self.clock.time_of(change.beat)):
-            self._started = t
+            self._started = change.beat, t
 
     # --- the loop ---------------------------------------------------------------------
     def service(self) -> float:
         """One turn: returns the time of the next thing to do."""
         nxt = self._turn(self.now())
         self._flush()
-        if self._started is not None:  # after the flush: a write to stderr must not delay beat 0
+        if self._started is not None:  # after the flush: a write to stderr must not delay the first beat
             # what a benchmark compares the output with (perf_counter is CLOCK_MONOTONIC on Linux)
-            logger.info(
-                "%s clock: beat 0 at perf_counter %.6f s, %g BPM", self.clock.kind, self._started, self.clock.bpm
-            )
+            beat, t = self._started
+            logger.info("%s clock: beat %g at perf_counter %.6f s, %g BPM", self.clock.kind, beat, t, self.clock.bpm)
             self._started = None
         return nxt
 

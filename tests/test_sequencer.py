@@ -370,3 +370,18 @@ def test_a_lost_port_shows_in_the_status():
     rec.lost = True  # as OutputPort says after a failed send or the JACK server's death
     player.service()
     assert player.view.ports == "out: rvae (jack)  (MIDI out LOST)"
+
+
+def test_the_start_is_logged_on_the_clock_the_benchmark_reads(caplog):
+    # scripts/bench_performer.py measures every event against this line
+    player, _, fake = make_player(FOUR, InternalClock(120.0), lead=0.0013)
+    with caplog.at_level("INFO", logger="performer.sequencer"):
+        player.service()
+    assert caplog.messages == ["internal clock: beat 0 at perf_counter 100.001300 s, 120 BPM"]
+    # following a clock, beat 0 is when its first pulse comes: nothing to say at Start
+    player, _, fake = make_player(FOUR, MidiClockFollower())
+    midi_in(player, mido.Message("start"), fake.t)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="performer.sequencer"):
+        player.service()
+    assert caplog.messages == []
