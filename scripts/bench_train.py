@@ -64,13 +64,14 @@ def run(name: str, threads: int | None) -> dict:
     ds = load_dataset(paths_for(name))
     ingest = time.perf_counter() - t0
     out: dict = {"set": name, "files": len(ds.files), "loops": len(ds.loops), "ingest_seconds": round(ingest, 2)}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     ckpt = train(ds, cfg=cfg, progress=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     s = ckpt.summary
     out |= {
         "threads": cfg.threads,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),  # about seconds x threads when the cores are free; less, waiting for them
         "epochs": s.epochs,
         "updates": s.updates,
         "seconds_per_epoch": round(s.seconds / max(1, s.epochs), 4),
@@ -116,6 +117,7 @@ def busy(name: str, threads: int | None, k: int) -> dict:
             p.wait()
     out = {"set": name, "busy_processes": k, "threads": idle.get("threads")}
     out |= {"idle_seconds": idle.get("seconds"), "busy_seconds": loaded.get("seconds")}
+    out |= {"idle_cpu_seconds": idle.get("cpu_seconds"), "busy_cpu_seconds": loaded.get("cpu_seconds")}
     if idle.get("seconds") and loaded.get("seconds"):
         out["busy_over_idle"] = round(loaded["seconds"] / idle["seconds"], 2)
     return out | {k: v for k, v in loaded.items() if k == "error"}
