@@ -41,9 +41,10 @@ class TrainConfig:
     patience: int = 50  # with validation: stop after this many epochs without a better validation loss
     seed: int = 0
     device: str = "cpu"
-    # torch threads while training. One: these models are small, so threads mostly wait on
-    # each other; on 2 cores busy with other work, one thread trained 3x faster than two
-    # (scripts/bench_train.py --busy 2), and it leaves a core to the DAW or the performer.
+    # torch threads while training. One: on a busy machine every extra thread waits on the
+    # others (2 cores under load: the small set 6.8 s with one thread, 19.5 s with two; with
+    # two busy loops alongside, 9.5 s and 31.9 s), one leaves a core to the DAW or the
+    # performer, and the run does not depend on the load. Idle, two are ~1.6x faster: --threads 2.
     threads: int = 1
 
     def __post_init__(self) -> None:
