@@ -14,12 +14,7 @@ import numpy as np
 from rvae.checkpoint import Checkpoint
 from rvae.errors import UserError
 from rvae.groove import Groove
-from rvae.latent import MAP_EXTENT as MAP_EXTENT  # re-exported: performer/ui.py imports it from here
-from rvae.latent import decode_probs as decode_probs  # re-exported: performer/decoder.py imports it from here
-from rvae.latent import encode
-from rvae.latent import latent_map as latent_map  # re-exported: performer/ui.py imports it from here
-from rvae.picture import instrument_colours as instrument_colours  # re-exported for performer/ui.py
-from rvae.picture import map_image as map_image  # re-exported for performer/ui.py
+from rvae.latent import decode_probs, encode
 
 __all__ = ["decode", "decode_all", "interpolate", "to_groove"]
 
