@@ -87,6 +87,11 @@ class Checkpoint:
         that do not say (trained from a hand-made Dataset) get the default."""
         return int(self.data_config.get("min_onsets", DataConfig.min_onsets))
 
+    @property
+    def all_channels(self) -> bool:
+        """Training read every MIDI channel: files read for this model are read the same way."""
+        return bool(self.data_config.get("all_channels", False))
+
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     m = ckpt.model

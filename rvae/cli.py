@@ -34,7 +34,7 @@ HELP = {
     "time_signature": "the model's meter, e.g. 6/8 (default: the most common meter of the files)",
     "steps_per_quarter": "grid resolution; 24 = one step per MIDI clock pulse",
     "bars": "bars per loop",
-    "kit": "drum map: default, rvae, or a .toml/.json file",
+    "kit": "drum map: default, rvae, mpc, mpk, maschine, battery, or a .toml/.json file",
     "force_meter": "read every file in the model's meter, ignoring its time signature",
     "min_onsets": "drop loops with fewer hits",
     "min_loops": "duplicate smaller sets up to this many loops",
@@ -275,7 +275,7 @@ def _first_loop(ckpt, path: str, force: bool):
     from rvae.midi_io import read_midi
 
     try:
-        return read_midi(path, ckpt.grid, ckpt.kit, force=force).loops[0]
+        return read_midi(path, ckpt.grid, ckpt.kit, force=force, all_channels=ckpt.all_channels).loops[0]
     except MidiReadError as e:
         raise MidiReadError(f"{path} {e}") from None
 
@@ -337,8 +337,8 @@ def cmd_eval(args) -> int:
         raise UserError(f"--samples {args.samples}: give 1 or more prior samples")
     ds = eval_loops(ckpt, args.data, args.force_meter)  # what training would keep: the same min_onsets
     loops = ds.loops
-    for path, reason in ds.skipped:
-        _say(f"skipped {path}: {reason}")
+    for line in ds.lines():
+        _say(line)
     if ds.sparse_loops:
         _say(f"dropped {counted(ds.sparse_loops, 'loop')} with fewer than {ckpt.min_onsets} onsets, as training does")
     if not loops:

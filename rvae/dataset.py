@@ -19,7 +19,8 @@ from rvae.errors import ConfigError, UserError, check_at_least
 from rvae.grid import Grid, parse_time_signature
 from rvae.groove import Groove
 from rvae.kit import KITS, Kit, load_kit
-from rvae.midi_io import MidiNotes, MidiReadError, cut_loops, listing, meter_bars, parse_midi, plural
+from rvae.midi_io import MidiNotes, MidiReadError, cut_loops, meter_bars, parse_midi
+from rvae.text import counted, listing
 
 __all__ = ["DataConfig", "Dataset", "find_midi_files", "infer_meter", "load_dataset", "load_loops"]
 
@@ -110,8 +111,8 @@ class Dataset:
         g = self.grid
         lines = [
             f"meter {g.meter} ({self.meter_note}), {g.steps_per_quarter} steps per quarter, "
-            f"{plural(g.bars, 'bar')} per loop = {g.steps} steps; "
-            f"kit {self.kit.name!r} ({plural(len(self.kit), 'instrument')})",
+            f"{counted(g.bars, 'bar')} per loop = {g.steps} steps; "
+            f"kit {self.kit.name!r} ({counted(len(self.kit), 'instrument')})",
             f"files read: {len(self.files)}, skipped: {len(self.skipped)}"
             + (" (" + "; ".join(_counted(n, r) for r, n in reasons.most_common()) + ")" if reasons else ""),
             f"loops kept: {len(self.loops)}, dropped with fewer than the minimum onsets: {self.sparse_loops}",
@@ -122,11 +123,12 @@ class Dataset:
         if self.other_meters:
             bars = listing([f"{n} of {m}" for m, n in self.other_meters.most_common()])
             lines.append(
-                f"bars in other meters left out: {bars} ({plural(self.other_meter_hits, 'hit')}) "
-                f"in {plural(self.other_meter_files, 'file')}"
+                f"bars in other meters left out: {bars} ({counted(self.other_meter_hits, 'hit')}) "
+                f"in {counted(self.other_meter_files, 'file')}"
             )
         if self.bad_messages:
-            lines.append(f"malformed messages skipped: {self.bad_messages} in {plural(self.bad_message_files, 'file')}")
+            files = counted(self.bad_message_files, "file")
+            lines.append(f"malformed messages skipped: {self.bad_messages} in {files}")
         if self.map_looks_wrong():
             share = 100 * (1 - self.off_channel_10_unmapped / self.off_channel_10)
             lines.append(

@@ -16,7 +16,7 @@ import numpy as np
 from rvae.grid import Grid
 from rvae.kit import KITS, Kit
 
-__all__ = ["Groove", "stack", "unstack"]
+__all__ = ["Groove", "stack"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,13 +66,3 @@ class Groove:
 def stack(grooves: list[Groove]) -> np.ndarray:
     """Grooves -> (N, 3, instruments, steps) float32: onsets, velocities, offsets."""
     return np.stack([np.stack([g.onsets, g.velocities, g.offsets]) for g in grooves]).astype(np.float32)
-
-
-def unstack(arr: np.ndarray, grid: Grid, kit: Kit, bpm: float = 120.0) -> list[Groove]:
-    """Inverse of ``stack``; entries with onset 0 get velocity and offset 0."""
-    arr = np.asarray(arr, dtype=np.float32)
-    out = []
-    for a in arr:
-        on = (a[0] > 0.5).astype(np.float32)
-        out.append(Groove(on, np.clip(a[1], 0, 1) * on, np.clip(a[2], -1, 1) * on, grid, kit, bpm))
-    return out

@@ -61,7 +61,7 @@ def encode_files(
     out: list[tuple[Groove, np.ndarray]] = []
     for p in paths:
         try:
-            loops = read_midi(p, ckpt.grid, ckpt.kit, force=force).loops
+            loops = read_midi(p, ckpt.grid, ckpt.kit, force=force, all_channels=ckpt.all_channels).loops
         except MidiReadError as e:
             if skipped is None:
                 raise MidiReadError(f"{p} {e}") from None

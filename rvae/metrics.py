@@ -76,7 +76,7 @@ def eval_loops(ckpt: Checkpoint, paths, force: bool = False) -> Dataset:
     """The loops of MIDI files and folders that ``rvae eval`` scores: on the model's grid and
     kit, without those training would have dropped (fewer than the checkpoint's ``min_onsets``
     hits; ``sparse_loops`` counts them), files that gave none in ``skipped``."""
-    return load_loops(paths, ckpt.grid, ckpt.kit, force, ckpt.min_onsets)
+    return load_loops(paths, ckpt.grid, ckpt.kit, force, ckpt.min_onsets, ckpt.all_channels)
 
 
 @torch.no_grad()

@@ -42,6 +42,7 @@ from rvae.files import write_atomic
 from rvae.grid import Grid
 from rvae.groove import Groove
 from rvae.kit import Kit
+from rvae.text import counted, listing
 
 __all__ = [
     "MidiFileLoops",
@@ -49,12 +50,9 @@ __all__ = [
     "MidiReadError",
     "cut_loops",
     "file_meter",
-    "listing",
     "meter_bars",
     "parse_midi",
-    "plural",
     "read_midi",
-    "write_atomic",
     "write_midi",
 ]
 
@@ -109,16 +107,6 @@ class MidiFileLoops:
     @property
     def bars_other_meter(self) -> int:
         return sum(bars for bars, _ in self.other_meters.values())
-
-
-def plural(count: int, word: str) -> str:
-    """'1 bar', '3 bars': the lines reading says count in words."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def listing(parts: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 # ---------------------------------------------------------------------------- the scanner
@@ -341,7 +329,7 @@ def cut_loops(src: MidiNotes, grid: Grid, kit: Kit, force: bool = False, all_cha
     )
     if result.bad_messages:
         kinds = ", ".join(src.bad)
-        result.said.append(f"skipped {plural(result.bad_messages, 'malformed message')} ({kinds}) and read the rest")
+        result.said.append(f"skipped {counted(result.bad_messages, 'malformed message')} ({kinds}) and read the rest")
     if not (src.channel == DRUM_CHANNEL).any() and 2 * result.unmapped > result.notes:
         share = f"{100 * result.unmapped / result.notes:.0f}%"
         if not all_channels:
@@ -413,12 +401,12 @@ def cut_loops(src: MidiNotes, grid: Grid, kit: Kit, force: bool = False, all_cha
                 read=result,
             )
         # Only a loop of several bars can be longer than every stretch of the grid's meter.
-        raise MidiReadError(f"has no {plural(grid.bars, 'bar')} of {grid.meter} in a row to make a loop", read=result)
+        raise MidiReadError(f"has no {counted(grid.bars, 'bar')} of {grid.meter} in a row to make a loop", read=result)
     if any(hits for _, hits in result.other_meters.values()):  # an empty bar of another meter loses nothing
         most = sorted(result.other_meters.items(), key=lambda kv: -kv[1][0])
-        parts = [f"{plural(bars, 'bar')} of {m}" for m, (bars, _) in most]
+        parts = [f"{counted(bars, 'bar')} of {m}" for m, (bars, _) in most]
         hits = sum(h for _, h in result.other_meters.values())
-        result.said.append(f"left out {listing(parts)} ({plural(hits, 'hit')}): not the model's {grid.meter}")
+        result.said.append(f"left out {listing(parts)} ({counted(hits, 'hit')}): not the model's {grid.meter}")
     return result
 
 

@@ -240,8 +240,8 @@ def train_files(
         raise NoDataError("no MIDI files to train on: " + "; ".join(f"{p} {reason}" for p, reason in problems))
     ds = load_dataset(paths, data_config)
     if report:
-        for path, reason in ds.skipped:
-            report(f"skipped {path}: {reason}")
+        for line in ds.lines():
+            report(line)
         report(ds.summary())
     if not ds.loops:
         raise NoDataError(f"no usable loops in {', '.join(map(str, paths))}: every file was skipped or too sparse")
