@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: 2.13 is the CPU wheel; letting a resolver pick pulls a CUDA build
 	$(BIN)/pip install -q 'torch==2.13.*'
-	$(BIN)/pip install -q -e '.[dev,link]'  # the optional extras too, so the tests run them
+	$(BIN)/pip install -q -e '.[dev,link,ray,research]'  # the optional extras too, so the tests run them
 	touch $(STAMP)
 
 # JACK (dummy driver) and jack_midi_clock give real MIDI ports and a real external clock
