@@ -21,7 +21,7 @@ from conftest import REPO
 from performer.control import ControlState
 from performer.decoder import pattern_for
 from performer.ports import open_output
-from performer.testing import MidiClock, MidiDump, Performer, Recorder, Transport, connect, wait_for_port
+from performer.testing import MidiClock, MidiDump, Performer, Transport, connect, wait_for_port
 from rvae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -58,14 +58,71 @@ PERIOD = 128  # frames per JACK cycle (JACKD_ARGS: -p 128)
 def by_cycle(events: list[tuple[int, list[int]]]) -> list[tuple[int, mido.Message]]:
     """jack_midi_dump's (frame, bytes) -> (frame, message), each cycle's clock messages first.
 
-    Following a clock, a hit leaves once its pulse has arrived, so it reaches the recorder
-    in that pulse's JACK cycle or a later one. In the same cycle rtmidi writes it at frame
-    0, ahead of the pulse's own frame: counted in frame order, it rode on the pulse before
-    (under load this made the test fail, "notes one pulse early"). Which cycle it is in is
-    what the performer decides; where in the cycle is rtmidi's and JACK's."""
+    Following a clock, a hit leaves once its pulse has arrived, so it reaches the listener
+    in that pulse's JACK cycle or a later one. In the same cycle (the performer's output
+    client ran after it had reacted) rtmidi writes it at frame 0, ahead of the pulse's own
+    frame: counted in frame order, it would ride on the pulse before. Which cycle it is in
+    is what the performer decides; where in the cycle is rtmidi's and JACK's."""
     realtime = {0xF8, 0xFA, 0xFB, 0xFC}  # clock, Start, Continue, Stop: from the clock source
     ordered = sorted(events, key=lambda e: (e[0] // PERIOD, e[1][0] not in realtime))  # stable: else in order
     return [(f, mido.Message.from_bytes(b)) for f, b in ordered]
+
+
+class Heard:
+    """A JACK input that keeps what it hears, for the checks here: ``jack_midi_dump`` (C),
+    each event with its frame. Not a Python JACK client (performer.testing.Recorder): its
+    callback needs the GIL of the test's own process and, the machine loaded, a late
+    callback loses the JACK cycles it misses, pulses and notes with them: the failures seen
+    under load were a note missing ({96: [36]} != {96: [36, 49]}), every note after some
+    point one pulse off, and a note-off missing ("left sounding").
+
+    ``clock_first``: within one cycle, put the clock source's messages before the notes (see
+    ``by_cycle``); for a performer following another client's clock. Its own clock and notes
+    come through one port in the order it sent them."""
+
+    def __init__(self, name: str, clock_first: bool = False) -> None:
+        self.dump = MidiDump(name, absolute=True)
+        self.port = self.dump.port
+        self.clock_first = clock_first
+        self._after = -1  # cycles up to this one are cleared
+
+    @property
+    def log(self) -> list[tuple[int, mido.Message]]:
+        events = [(f, b) for f, b in self.dump.events() if f // PERIOD > self._after]
+        if self.clock_first:
+            return by_cycle(events)
+        return [(f, mido.Message.from_bytes(b)) for f, b in events]
+
+    def messages(self, *types: str) -> list[mido.Message]:
+        return [m for _, m in self.log if not types or m.type in types]
+
+    def clear(self) -> None:
+        events = self.dump.events()
+        self._after = events[-1][0] // PERIOD if events else -1
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                return predicate(self)
+            time.sleep(0.02)
+        return True
+
+    def settle(self, quiet: float = 0.2, timeout: float = 5.0) -> None:
+        """Wait until nothing new has arrived for ``quiet`` seconds."""
+        deadline, seen = time.monotonic() + timeout, -1
+        while time.monotonic() < deadline:
+            n = len(self.dump.events())
+            if n == seen:
+                return
+            seen = n
+            time.sleep(quiet)
+
+    def __enter__(self) -> Heard:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.dump.close()
 
 
 def stopped_and_silenced(rec) -> bool:
@@ -74,18 +131,6 @@ def stopped_and_silenced(rec) -> bool:
     log = rec.messages()
     stops = [i for i, m in enumerate(log) if m.type == "stop"]
     return bool(stops) and any(m.type == "control_change" and m.control == 123 for m in log[stops[-1] :])
-
-
-def dump_pulses(dump, n: int, timeout: float = 10.0) -> list[tuple[int, mido.Message]]:
-    """jack_midi_dump's events by cycle, once it has printed n pulses after the last Start."""
-    deadline = time.monotonic() + timeout
-    while True:
-        heard = by_cycle(dump.events())
-        starts = [i for i, (_, m) in enumerate(heard) if m.type == "start"]
-        since = heard[starts[-1] :] if starts else []
-        if sum(m.type == "clock" for _, m in since) >= n or time.monotonic() > deadline:
-            return heard
-        time.sleep(0.05)
 
 
 def pulses_since_start(rec) -> int:
@@ -126,8 +171,8 @@ def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulse
     z = (0.3, -0.4)
     pattern, loop_steps = expected(ckpt, z)
     assert loop_steps == pulses_per_bar
-    with Recorder("rec-int") as rec, Performer("perf-int", ckpt, "--bpm", "120", "--z", *map(str, z)) as perf:
-        connect(perf.port, "rec-int:rec-int")
+    with Heard("heard-int") as rec, Performer("perf-int", ckpt, "--bpm", "120", "--z", *map(str, z)) as perf:
+        connect(perf.port, rec.port)
         time.sleep(0.3)
         perf.send("/rvae/stop")
         time.sleep(0.2)
@@ -141,8 +186,8 @@ def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulse
     assert any(m.type == "control_change" and m.control == 123 for _, m in log[-20:])  # All Notes Off at the end
     # the clock went out at 24 pulses per quarter: 120 BPM = 20.8 ms a pulse, on average
     last_start = max(i for i, (_, m) in enumerate(log) if m.type == "start")
-    stamps = [t for t, m in log[last_start:] if m.type == "clock"]
-    period = (stamps[-1] - stamps[10]) / (len(stamps) - 11)
+    frames = [f for f, m in log[last_start:] if m.type == "clock"]
+    period = (frames[-1] - frames[10]) / (len(frames) - 11) / 48000  # JACKD_ARGS: -r 48000
     assert period == pytest.approx(60 / 120 / 24, rel=0.02)
 
 
@@ -150,8 +195,7 @@ def test_follows_jack_midi_clock_stop_silences_start_restarts(jack_server):
     z = (-0.5, 0.5)
     pattern, loop_steps = expected(CKPT_44, z)
     with (
-        Recorder("rec-ext") as rec,
-        MidiDump("dump-ext", absolute=True) as dump,
+        Heard("heard-ext", clock_first=True) as rec,
         Transport() as transport,
         MidiClock(bpm=120) as clock,
         Performer(
@@ -160,13 +204,12 @@ def test_follows_jack_midi_clock_stop_silences_start_restarts(jack_server):
     ):
         inp = wait_for_port("perf-ext-in:perf-ext-in", "input", timeout=10)
         connect(clock.port, inp)
-        for listener in ("rec-ext:rec-ext", dump.port):
-            connect(clock.port, listener)
-            connect(perf.port, listener)
+        connect(clock.port, rec.port)
+        connect(perf.port, rec.port)
         time.sleep(0.3)
         transport.play()
         assert wait_pulses(rec, 2 * loop_steps + 30)
-        check_against_pattern(notes_by_pulse(dump_pulses(dump, 2 * loop_steps + 30)), pattern, loop_steps)
+        check_against_pattern(notes_by_pulse(rec.log), pattern, loop_steps)
         transport.stop()
         assert rec.wait_for(stopped_and_silenced, timeout=10)
         pairs_ok(rec.log)  # Stop left nothing sounding
@@ -176,12 +219,12 @@ def test_follows_jack_midi_clock_stop_silences_start_restarts(jack_server):
         transport.play()  # jack_midi_clock sends Start from frame 0: bar 1 again
         assert wait_pulses(rec, loop_steps + 30)
         assert [m.type for m in rec.messages("start", "continue")][:1] == ["start"]
-        check_against_pattern(notes_by_pulse(dump_pulses(dump, loop_steps + 30)), pattern, loop_steps, bars=1)
+        check_against_pattern(notes_by_pulse(rec.log), pattern, loop_steps, bars=1)
         transport.stop()
         perf.close()
         rec.settle()
         pairs_ok(rec.log)
-        heard = by_cycle(dump.events())
+        heard = rec.log
     # rtmidi writes at a cycle's start, the clock anywhere in it: why the cycle is the unit above
     assert {f % PERIOD for f, m in heard if m.type == "note_on"} == {0}
     assert len({f % PERIOD for f, m in heard if m.type == "clock"}) > 1
@@ -192,8 +235,8 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
     pa, loop_steps = expected(CKPT_44, a)
     pb, _ = expected(CKPT_44, b)
     assert pa != pb
-    with Recorder("rec-osc") as rec, Performer("perf-osc", CKPT_44, "--bpm", "160", "--z", *map(str, a)) as perf:
-        connect(perf.port, "rec-osc:rec-osc")
+    with Heard("heard-osc") as rec, Performer("perf-osc", CKPT_44, "--bpm", "160", "--z", *map(str, a)) as perf:
+        connect(perf.port, rec.port)
         time.sleep(0.3)
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
         perf.send("/rvae/xy", *b)
@@ -232,13 +275,13 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
     assert pa != pb
     cc = ("--midi-in", "perf-cc-in", "--cc-x", "20", "--cc-y", "21")
     with (
-        Recorder("rec-cc") as rec,
+        Heard("heard-cc") as rec,
         Performer("perf-cc", CKPT_44, "--bpm", "160", "--z", *map(str, a), *cc) as perf,
         open_output("cc-knobs", "jack") as knobs,
     ):
         inp = wait_for_port("perf-cc-in:perf-cc-in", "input", timeout=10)
         connect(knobs.name, inp)
-        connect(perf.port, "rec-cc:rec-cc")
+        connect(perf.port, rec.port)
         assert wait_for_output(perf, "pattern 1 at z = (-2.00, -2.00)"), perf.output()
         time.sleep(0.3)
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
