@@ -414,6 +414,51 @@ def cmd_experiment(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_data(args) -> int:
+    from rvae import data
+
+    out = Path(args.folder)
+    created = _missing_folder(out / "info.csv")
+    u = data.groove(out, args.source, args.force, progress=not args.quiet, report=_say)
+    release = "the official v1.0.0 zip" if u.official else "a zip whose checksum is not the official v1.0.0 zip's"
+    print(
+        f"unpacked the Groove MIDI Dataset into {out}/: {counted(u.midi_files, 'MIDI file')} from "
+        f"{counted(u.drummers, 'drummer')}, info.csv lists {counted(u.listed, 'performance')} ({release})"
+    )
+    print(f"train on it: rvae train {out} -o checkpoints/groove.pt   (one drummer's: {out / 'drummer1'})")
+    _say("CC BY 4.0: credit Gillick, Roberts, Engel, Eck and Bamman, ICML 2019 (g.co/magenta/groove)")
+    _say_created(created if created != out else None)
+    return 0
+
+
+def cmd_humanize(args) -> int:
+    from rvae.humanize import humanize_file
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if not (math.isfinite(args.amount) and 0 <= args.amount <= 1):
+        raise UserError(f"--amount {args.amount:g}: choose 0 (the clip's own feel) to 1 (the model's)")
+    z = _z_arg(args, ckpt)[0] if args.z is not None else None
+    out = Path(args.output)
+    _may_write(out, args.force)
+    created = _missing_folder(out)
+    clip = humanize_file(ckpt, args.clip, z, args.amount, args.force_meter)
+    for line in clip.read.said:
+        _say(f"{args.clip}: {line}")
+    if clip.read.unmapped:
+        _say(f"{args.clip}: {counted(clip.read.unmapped, 'note')} the kit does not map are not written")
+    if clip.read.merged:
+        _say(f"{args.clip}: {counted(clip.read.merged, 'hit')} layered on a louder one of its class are written as one")
+    write_midi(clip.bars, out, clip.bpm)
+    where = "each loop's own z" if z is None else "z = (" + " ".join(f"{v:.3f}" for v in z) + ")"
+    print(
+        f"wrote {out}: {counted(clip.hits, 'hit')} in {counted(len(clip.bars), 'bar')} of {ckpt.grid.meter} at "
+        f"{clip.bpm:g} BPM, velocity and timing from the model at {where}, amount {args.amount:g}"
+    )
+    _say(f"velocities changed by {clip.velocity_change:.1f} and timing by {clip.timing_change_ms:.1f} ms on average")
+    _say_created(created)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rvae", description="Small-data drum groove VAE: train, generate, map, evaluate.")
     say_more = "say more: -v what happens, -vv debugging detail"
@@ -507,6 +552,34 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--jobs", type=int, default=None, help="worker processes (default: the config's, else every core)")
     x.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
 
+    h = add_command("humanize", help="give a stiff clip the model's feel: its hits, the model's velocity and timing")
+    h.add_argument("clip", help="MIDI file in the model's meter; every bar is humanized and written back in order")
+    h.add_argument("-m", "--model", dest="checkpoint", required=True, help="a checkpoint written by rvae train")
+    h.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    own = "take the feel from this latent point, e.g. --z 0.5 -1 (default: each loop's own)"
+    h.add_argument("--z", type=float, nargs="+", metavar="X", help=own)
+    h.add_argument(
+        "--amount",
+        type=float,
+        default=1.0,
+        help="0 keeps the clip's velocities and timing, 1 takes the model's, between blends (default: 1)",
+    )
+    h.add_argument("--force-meter", action="store_true", help=HELP["force_meter"])
+    h.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+
+    d = add_command("data", help="download a public data set, or unpack its zip, into a folder")
+    d.add_argument("dataset", choices=["groove"], help="groove: the Groove MIDI Dataset (MIDI only, 3.3 MB)")
+    d.add_argument("folder", help="folder to unpack it into, e.g. data/groove (must not exist, unless --force)")
+    d.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        default=None,
+        help="unpack this groove-v1.0.0-midionly.zip instead of downloading it (default: download)",
+    )
+    d.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+
     n = add_command("info", help="what a checkpoint holds")
     common(n, threshold=False)
     n.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -526,6 +599,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "eval": cmd_eval,
     "info": cmd_info,
     "experiment": cmd_experiment,
+    "data": cmd_data,
+    "humanize": cmd_humanize,
 }
 
 
