@@ -14,6 +14,7 @@ from rvae.dataset import DataConfig, Dataset, load_dataset
 from rvae.generate import decode, interpolate
 from rvae.grid import Grid
 from rvae.groove import Groove
+from rvae.humanize import humanize, humanize_file
 from rvae.kit import KITS, Kit, load_kit
 from rvae.latent import decode_probs, encode, latent_map
 from rvae.metrics import eval_loops, evaluate
@@ -40,6 +41,8 @@ __all__ = [
     "encode",
     "eval_loops",
     "evaluate",
+    "humanize",
+    "humanize_file",
     "interpolate",
     "latent_map",
     "load_checkpoint",
