@@ -406,8 +406,17 @@ def cmd_experiment(args) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be at least 1")
+    if args.ray_ship_data and args.ray is None:
+        raise UserError("--ray-ship-data: only with --ray (the local pool reads the files where they are)")
     cfg = load_experiment(args.config, jobs=args.jobs)  # an ExperimentError before anything runs
-    result = run_experiment(cfg, report=_say, retry_failed=args.retry_failed)
+    backend = None
+    if args.ray is not None:
+        from rvae.experiment.ray_backend import RayBackend
+
+        address = None if args.ray == "local" else args.ray
+        backend = RayBackend(address, num_cpus=cfg.jobs, ship_data=args.ray_ship_data)
+        backend.connect()  # a silent address: one sentence, exit 2, nothing run
+    result = run_experiment(cfg, report=_say, retry_failed=args.retry_failed, backend=backend)
     print((result.output / "summary.md").read_text())
     ok = sum(r["status"] == "ok" for r in result.rows)
     print(f"wrote {result.output}/ (results.csv, results.json, summary.md, plots): {ok} of {len(result.rows)} runs ok")
@@ -551,6 +560,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("config", help="experiment TOML, e.g. examples/representation_study.toml")
     x.add_argument("--jobs", type=int, default=None, help="worker processes (default: the config's, else every core)")
     x.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    x.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run each run as a Ray task: on a local Ray it starts with --jobs CPUs (no ADDRESS), or on a "
+        "cluster (auto, HOST:PORT, ray://HOST:10001); needs pip install 'rvae[ray]' (default: the local pool)",
+    )
+    x.add_argument(
+        "--ray-ship-data",
+        action="store_true",
+        help="with --ray: send the MIDI files inside the tasks instead of reading them by path on each node",
+    )
 
     h = add_command("humanize", help="give a stiff clip the model's feel: its hits, the model's velocity and timing")
     h.add_argument("clip", help="MIDI file in the model's meter; every bar is humanized and written back in order")

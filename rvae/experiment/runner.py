@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -28,7 +29,17 @@ from rvae.files import json_clean, write_atomic
 from rvae.model import VAEConfig
 from rvae.train import TrainConfig
 
-__all__ = ["ExperimentResult", "Run", "expand_runs", "run_experiment", "run_one", "split_files"]
+__all__ = [
+    "Backend",
+    "ExperimentResult",
+    "LocalPool",
+    "Run",
+    "expand_runs",
+    "failed_row",
+    "run_experiment",
+    "run_one",
+    "split_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -132,13 +143,8 @@ def _no_loops(side: str, ds: Dataset, n_files: int) -> ValueError:
     return ValueError(f"no {side} loops: {len(ds.skipped)} of {n_files} files skipped{example}")
 
 
-def run_one(run: Run, generation: bool = True) -> dict:
-    """Train and evaluate one run; returns its row. Never raises: a failure is a row too."""
-    from rvae.metrics import evaluate
-    from rvae.train import train
-
-    t0 = time.perf_counter()
-    row: dict = {
+def _row(run: Run) -> dict:
+    return {
         "id": run.id,
         "status": "ok",
         "error": "",
@@ -147,6 +153,26 @@ def run_one(run: Run, generation: bool = True) -> dict:
         "fold": run.fold,
         "split": run.split,
     }
+
+
+def failed_row(run: Run, error: str, seconds: float = 0.0) -> dict:
+    """The row of a run that did not finish (it raised, its node was lost, its data was
+    missing): the run's settings, status "failed" and the reason."""
+    return _row(run) | {
+        "status": "failed",
+        "error": error,
+        "seconds": round(seconds, 2),
+        "finished_at": datetime.now().isoformat(sep=" ", timespec="milliseconds"),
+    }
+
+
+def run_one(run: Run, generation: bool = True) -> dict:
+    """Train and evaluate one run; returns its row. Never raises: a failure is a row too."""
+    from rvae.metrics import evaluate
+    from rvae.train import train
+
+    t0 = time.perf_counter()
+    row = _row(run)
     try:
         dc, mc, tc = _configs(run.settings, run.seed)
         train_files = list(run.train_files)
@@ -255,12 +281,65 @@ def _judge_available() -> str:
     return "ok"
 
 
+class Backend(Protocol):
+    """Where runs execute. The runner decides what to run and writes every result; a backend
+    only calls ``run_one`` (or returns a ``failed_row``) for each run and hands each row to
+    ``finish`` as it arrives, in any order. On an interruption it stops what it can and
+    re-raises: rows already handed over are kept."""
+
+    def where(self, n: int) -> str: ...  # "2 worker(s)", for the first line
+
+    def execute(self, runs: list[Run], generation: bool, finish: Callable[[dict], None]) -> None: ...
+
+
+@dataclass
+class LocalPool:
+    """Runs in this process (jobs = 1) or in ``jobs`` spawned worker processes, one torch
+    thread each."""
+
+    jobs: int
+
+    def where(self, n: int) -> str:
+        return f"{min(self.jobs, n or 1)} worker(s)"
+
+    def execute(self, runs: list[Run], generation: bool, finish: Callable[[dict], None]) -> None:
+        if self.jobs == 1:
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # the same arithmetic as a worker: same figures either way
+            try:
+                for run in runs:
+                    finish(run_one(run, generation))
+            finally:
+                torch.set_num_threads(threads)
+            return
+        # spawn, not fork: a forked child of a process that already ran torch can hang on
+        # its inherited thread pool.
+        with ProcessPoolExecutor(min(self.jobs, len(runs)), get_context("spawn"), initializer=_worker_init) as pool:
+            pending: set[Future] = {pool.submit(run_one, run, generation) for run in runs}
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        finish(fut.result())
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+
+
 def run_experiment(
-    cfg: ExperimentConfig, report: Callable[[str], None] | None = None, retry_failed: bool = False
+    cfg: ExperimentConfig,
+    report: Callable[[str], None] | None = None,
+    retry_failed: bool = False,
+    backend: Backend | None = None,
 ) -> ExperimentResult:
-    """Run every run of ``cfg`` not already in ``<output>/results.json``; write results,
-    plots and summary.md. ``report(line)`` hears of each finished run."""
+    """Run every run of ``cfg`` not already in ``<output>/results.json`` on ``backend``
+    (default: ``LocalPool(cfg.jobs)``); write results, plots and summary.md.
+    ``report(line)`` hears of each finished run."""
     say = report or (lambda line: None)
+    backend = backend or LocalPool(cfg.jobs)
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
     runs = expand_runs(cfg)
@@ -276,8 +355,8 @@ def run_experiment(
             generation = False
             notes.append(f"generation figures: {avail}")
     say(
-        f"{len(runs)} runs: {len(done)} already done, {len(todo)} to run on {min(cfg.jobs, len(todo) or 1)} "
-        f"worker(s); results in {out}"
+        f"{len(runs)} runs: {len(done)} already done, {len(todo)} to run on {backend.where(len(todo))}; "
+        f"results in {out}"
     )
 
     def finish(row: dict) -> None:
@@ -302,30 +381,8 @@ def run_experiment(
             f"fold {row['fold']}: {what} ({row['seconds']:.1f} s)"
         )
 
-    if todo and cfg.jobs == 1:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the same arithmetic as a worker: same figures either way
-        try:
-            for run in todo:
-                finish(run_one(run, generation))
-        finally:
-            torch.set_num_threads(threads)
-    elif todo:
-        # spawn, not fork: a forked child of a process that already ran torch can hang on
-        # its inherited thread pool.
-        with ProcessPoolExecutor(min(cfg.jobs, len(todo)), get_context("spawn"), initializer=_worker_init) as pool:
-            pending: set[Future] = {pool.submit(run_one, run, generation) for run in todo}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        finish(fut.result())
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+    if todo:
+        backend.execute(todo, generation, finish)
 
     rows = [by_id[i] for i in ids if i in by_id]
     _, note = plot_results(cfg, rows, out)
