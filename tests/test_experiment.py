@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rvae.errors import UserError
 from rvae.experiment import ExperimentError, load_experiment, run_experiment, runner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +66,12 @@ def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
     summary = (cfg.output / "summary.md").read_text()
     assert "| steps_per_quarter | runs | heldout_onset_f1" in summary
     assert "| 2 | 4 |" in summary and "| 4 | 4 |" in summary
-    assert (cfg.output / "plot_steps_per_quarter.png").stat().st_size > 1000
+    for name in ("sheet", "heldout_onset_f1", "train_onset_f1"):
+        assert (cfg.output / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in (cfg.output / "figures" / f"{name}.svg").read_text()
+    # Paired over the same 2 seeds x 2 folds: 4 pairs, too few for Wilcoxon's p
+    assert "## paired comparisons" in summary
+    assert "| steps_per_quarter = 2 | steps_per_quarter = 4 | 4 |" in summary
 
     # Run again: everything is done, nothing may train.
     def no_training(*a, **k):
@@ -188,3 +194,25 @@ def test_generation_figures_come_from_judge_when_it_imports(tmp_path, monkeypatc
     report = json.loads((result.output / "generation" / f"{row['id']}.json").read_text())
     assert report["prior"]["descriptors"]["density"]["oa"] == 0.4
     assert "## generation: steps_per_quarter" in (result.output / "summary.md").read_text()
+
+
+def test_without_the_research_extra_nothing_runs_and_one_sentence_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails, as without rvae[research]
+    monkeypatch.setattr(runner, "run_one", lambda *a: pytest.fail("a run started without the extra"))
+    cfg = load_experiment(write_config(tmp_path, TINY))
+    with pytest.raises(UserError, match=r"pip install 'rvae\[research\]' \(or figures = false"):
+        run_experiment(cfg)
+    assert not (cfg.output / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_figures_false_needs_neither_matplotlib_nor_scipy(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    text = TINY.replace("generation = false", "generation = false\nfigures = false").replace(
+        "seeds = [0, 1]", "seeds = [0]"
+    )
+    result = run_experiment(load_experiment(write_config(tmp_path, text)))
+    assert result.ran == 4
+    assert not (result.output / "figures").exists()
+    assert "paired" not in (result.output / "summary.md").read_text()

@@ -25,7 +25,19 @@ CONFIGS = (DataConfig, VAEConfig, TrainConfig)
 NOT_SETTINGS = {"instruments", "steps", "seed"}
 # Settings of the experiment itself, with their types and defaults.
 EXTRA: dict[str, tuple[type, object]] = {"microtiming": (bool, True), "files": (int, None)}
-TOP_KEYS = {"data", "seeds", "folds", "holdout", "split_seed", "jobs", "output", "generation", "fixed", "grid"}
+TOP_KEYS = {
+    "data",
+    "seeds",
+    "folds",
+    "holdout",
+    "split_seed",
+    "jobs",
+    "output",
+    "generation",
+    "figures",
+    "fixed",
+    "grid",
+}
 
 
 class ExperimentError(UserError):
@@ -65,6 +77,8 @@ class ExperimentConfig:
     generation: bool = True  # generation figures from rvae.judge, if it imports
     output: Path = Path("experiment_results")
     source: Path | None = None  # the TOML file
+    # matplotlib figures and paired statistics in summary.md (scipy): the extra rvae[research]
+    figures: bool = True
 
     def __post_init__(self) -> None:
         # Field names are the TOML's keys, so each message names the key at fault.
@@ -201,6 +215,7 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
 
     split_seed = scalar("split_seed", int, 0)
     generation = scalar("generation", bool, True)
+    figures = scalar("figures", bool, True)
     jobs = jobs if jobs is not None else scalar("jobs", int, os.cpu_count() or 1)
     output = scalar("output", str, None)
     out = (base / output).resolve() if output else base / f"{source.stem}_results"
@@ -208,7 +223,9 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
     grid = _settings_table(raw["grid"], "grid", True, base)
     fixed = _settings_table(raw.get("fixed", {}), "fixed", False, base)
     seeds = raw.get("seeds", [0])
-    cfg = ExperimentConfig(paths, seeds, grid, fixed, folds, holdout, split_seed, jobs, generation, out, source)
+    cfg = ExperimentConfig(
+        paths, seeds, grid, fixed, folds, holdout, split_seed, jobs, generation, out, source, figures
+    )
     files, _ = find_midi_files([*cfg.data])
     n_test = folds or 1
     if len(files) < n_test + 1:

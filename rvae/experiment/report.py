@@ -1,19 +1,28 @@
-"""An experiment's report: the summary tables (summary.md) and one chart per varied setting."""
+"""An experiment's report: the summary tables and paired comparisons (summary.md), and figures
+(matplotlib, the optional extra ``rvae[research]``)."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
 from pathlib import Path
 from typing import TypeGuard
 
 import numpy as np
 
+from rvae.errors import UserError
 from rvae.experiment.config import ExperimentConfig
-from rvae.files import save_surface
+from rvae.files import write_atomic
+from rvae.stats import mean_ci, paired
 
-__all__ = ["metric_columns", "plot_results", "summary_markdown"]
+__all__ = [
+    "metric_columns",
+    "paired_markdown",
+    "plot_results",
+    "require_matplotlib",
+    "require_research",
+    "summary_markdown",
+]
 
 FIRST = (
     "heldout_onset_f1",
@@ -66,6 +75,54 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _cell(keys: list[str], values: tuple) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in zip(keys, values, strict=True))
+
+
+def _num(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x:.3g}" if abs(x) >= 0.001 or x == 0 else f"{x:.1e}"
+
+
+def paired_markdown(cfg: ExperimentConfig, ok: list[dict]) -> list[str]:
+    """For every metric, each pair of grid cells (settings A and B) compared on the runs they
+    share a (seed, fold) with: mean difference B - A, its bootstrap 95 % CI, and Wilcoxon's p
+    where there are at least 6 pairs (``rvae.stats.paired``). A CI that excludes 0 says B
+    differs from A beyond the spread over seeds and folds."""
+    keys = list(cfg.grid)
+    cells = list(itertools.product(*(cfg.grid[k] for k in keys)))
+    if len(cells) < 2:
+        return []
+    by_cell = {
+        c: {(r.get("seed"), r.get("fold")): r for r in ok if all(r.get(k) == v for k, v in zip(keys, c, strict=True))}
+        for c in cells
+    }
+    lines = [
+        "## paired comparisons",
+        "",
+        "Each pair of settings on the runs with the same seed and fold: n pairs, mean difference B − A with "
+        "a bootstrap 95 % CI (10,000 resamples), Wilcoxon signed-rank p (two-sided) where n ≥ 6. "
+        "`*`: the CI excludes 0.",
+        "",
+    ]
+    for col in metric_columns(ok):
+        rows = []
+        for a, b in itertools.combinations(cells, 2):
+            shared = sorted(set(by_cell[a]) & set(by_cell[b]), key=str)
+            if not shared:
+                continue
+            r = paired([by_cell[a][k].get(col) for k in shared], [by_cell[b][k].get(col) for k in shared])
+            if not r["n"]:
+                continue
+            star = " *" if r["low"] > 0 or r["high"] < 0 else ""
+            rows.append(
+                f"| {_cell(keys, a)} | {_cell(keys, b)} | {r['n']} | {_num(r['diff'])}{star} | "
+                f"[{_num(r['low'])}, {_num(r['high'])}] | {_num(r['p'])} |"
+            )
+        if rows:
+            lines += [f"### {col}", "", "| A | B | n | B − A | 95 % CI | p |", "|---|---|---|---|---|---|", *rows, ""]
+    return lines
+
+
 def summary_markdown(cfg: ExperimentConfig, rows: list[dict]) -> str:
     """Per value of each varied setting: mean ± std (population) of each figure over seeds,
     folds and the other settings' values; then each grid cell, when more than one setting varies."""
@@ -100,6 +157,8 @@ def summary_markdown(cfg: ExperimentConfig, rows: list[dict]) -> str:
                 cells = [_fmt(*_stats([r.get(c) for r in sel])[:2]) for c in cols]
                 lines.append("| " + " | ".join([str(v) for v in values] + [str(len(sel))] + cells) + " |")
             lines.append("")
+    if cfg.figures:
+        lines += paired_markdown(cfg, ok)
     if failed:
         lines += ["## failed runs", ""]
         lines += [
@@ -114,90 +173,148 @@ def summary_markdown(cfg: ExperimentConfig, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _panel(
-    pygame,
-    surf,
-    font,
-    origin: tuple[int, int],
-    size: tuple[int, int],
-    title: str,
-    labels: list[str],
-    per: list[list[float]],
-) -> None:
-    """One figure against one setting: per[j] holds the runs' values at labels[j]."""
-    ox, oy = origin
-    left, right, top, bottom = ox + 50, ox + size[0] - 15, oy + 25, oy + size[1] - 30
-    surf.blit(font.render(title, True, (0, 0, 0)), (left, oy + 5))
-    pygame.draw.rect(surf, (160, 160, 160), (left, top, right - left, bottom - top), 1)
-    every = [x for p in per for x in p]
-    if not every:
-        surf.blit(font.render("no values", True, (120, 120, 120)), (left + 10, top + 10))
-        return
-    lo, hi = min(every), max(every)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    pad = 0.08 * (hi - lo)
+# Shorter names for figure titles; every column keeps its full name in results.csv.
+LABELS = {
+    "heldout_onset_f1": "held-out onset F1",
+    "heldout_onset_f1_tolerant": "held-out onset F1 (±1 step)",
+    "train_onset_f1": "training onset F1",
+    "heldout_velocity_mae": "held-out velocity MAE (MIDI)",
+    "heldout_timing_mae_ms": "held-out timing MAE (ms)",
+    "heldout_kl": "held-out KL (nats)",
+    "heldout_onset_precision": "held-out onset precision",
+    "heldout_onset_recall": "held-out onset recall",
+    "gen_prior_summary_oa_mean": "prior samples: mean OA",
+    "gen_prior_summary_kl_mean": "prior samples: mean KL",
+    "gen_map_summary_oa_mean": "latent map: mean OA",
+    "gen_baseline_nearest_summary_oa_mean": "baseline copy: mean OA",
+    "gen_baseline_random_summary_oa_mean": "baseline random: mean OA",
+    "gen_prior_copy_share": "prior samples copying a loop",
+    "gen_smoothness_hamming_per_cell": "map: hits changed per cell",
+    "gen_coverage_share": "map coverage",
+    "gen_novelty_map": "map novelty",
+    "seconds": "seconds per run",
+}
+INSTALL_RESEARCH = (
+    "figures and paired statistics need matplotlib and scipy, an optional extra: pip install 'rvae[research]' "
+    "(or figures = false in the study's TOML)"
+)
 
-    def xy(j: int, y: float) -> tuple[int, int]:
-        x = left + (right - left) * (j + 0.5) / len(labels)
-        return round(x), round(bottom - (bottom - top) * (y - lo + pad) / (hi - lo + 2 * pad))
 
-    for y in (lo, hi):
-        surf.blit(font.render(f"{y:.3g}", True, (90, 90, 90)), (ox + 4, xy(0, y)[1] - 6))
-    means = []
-    for j, (label, p) in enumerate(zip(labels, per, strict=True)):
-        text = font.render(label, True, (0, 0, 0))
-        surf.blit(text, (xy(j, lo)[0] - text.get_width() // 2, bottom + 6))
-        if not p:
-            continue
-        pygame.draw.line(surf, (120, 160, 220), xy(j, min(p)), xy(j, max(p)), 3)  # min-max over seeds, folds
-        for x in p:
-            cx, cy = xy(j, x)
-            pygame.draw.circle(surf, (60, 60, 60), (cx + 6, cy), 2)  # each run, beside the bar
-        means.append(xy(j, sum(p) / len(p)))
-    if len(means) > 1:
-        pygame.draw.lines(surf, (200, 40, 40), False, means, 2)
-    for m in means:
-        pygame.draw.circle(surf, (200, 40, 40), m, 4)
+def require_matplotlib():
+    """matplotlib.pyplot on the file-only Agg backend, or a UserError saying how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no window, no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError(INSTALL_RESEARCH) from None
+    return plt
+
+
+def require_research() -> None:
+    """Raise the one-sentence UserError unless matplotlib and scipy both import: called before
+    any run, so a missing extra never costs a study's time."""
+    require_matplotlib()
+    try:
+        import scipy.stats  # noqa: F401
+    except ImportError:
+        raise UserError(INSTALL_RESEARCH) from None
+
+
+def _numeric(values: list) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def _series(cfg: ExperimentConfig) -> tuple[str, list[tuple[str, dict]]]:
+    """The x setting (the first varied one) and one series per combination of the others:
+    (legend label, {setting: value})."""
+    keys = list(cfg.grid)
+    x, rest = keys[0], keys[1:]
+    combos = list(itertools.product(*(cfg.grid[k] for k in rest)))
+    return x, [
+        (", ".join(f"{k} = {v}" for k, v in zip(rest, c, strict=True)), dict(zip(rest, c, strict=True))) for c in combos
+    ]
+
+
+def _draw(ax, cfg: ExperimentConfig, ok: list[dict], col: str) -> None:
+    """One metric against the first varied setting on ``ax``: each run a small dot, the mean
+    over seeds and folds with its 95 % CI as error bars, one line per combination of the
+    other varied settings."""
+    x, series = _series(cfg)
+    values = cfg.grid[x]
+    numeric = _numeric(values)
+    pos = [float(v) for v in values] if numeric else list(range(len(values)))
+    span = (max(pos) - min(pos)) or 1.0
+    step = 0.012 * span * (1 if numeric else 8)  # series side by side, not on top of each other
+    for s, (label, fixed) in enumerate(series):
+        shift = (s - (len(series) - 1) / 2) * step
+        means, lows, highs, xs = [], [], [], []
+        for p, v in zip(pos, values, strict=True):
+            runs = [r.get(col) for r in ok if r.get(x) == v and all(r.get(k) == w for k, w in fixed.items())]
+            runs = [r for r in runs if _finite(r)]
+            if not runs:
+                continue
+            m, lo, hi, _ = mean_ci(runs)
+            beside = p + shift + step / 2  # each run just right of its mean's bar
+            ax.plot([beside] * len(runs), runs, ".", color=f"C{s}", alpha=0.35, markersize=4, zorder=1)
+            means.append(m)
+            lows.append(m - lo)
+            highs.append(hi - m)
+            xs.append(p + shift)
+        if xs:
+            ax.errorbar(
+                xs, means, yerr=[lows, highs], fmt="o-", color=f"C{s}", capsize=3, label=label or None, zorder=2
+            )
+    ax.set_xticks(pos, [str(v) for v in values])
+    ax.set_xlabel(x)
+    ax.set_title(LABELS.get(col, col), fontsize=10)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+
+
+FORMATS = ("png", "svg")
 
 
 def plot_results(cfg: ExperimentConfig, rows: list[dict], out: Path) -> tuple[list[Path], str]:
-    """One PNG per varied setting, a panel per figure: the mean over seeds and folds (and
-    the other settings) as a red line, the min–max range as a blue bar, each run as a dot.
-    Values are equally spaced in the config's order. Drawn with pygame, already a dependency
-    of the performer (matplotlib is not one of rvae's)."""
+    """One figure per metric (``figures/<metric>.png`` and ``.svg``) and a sheet of them all
+    (``figures/sheet.png``, ``.svg``), drawn with matplotlib: the metric against the first
+    varied setting (a numeric axis when its values are numbers), the mean over seeds and
+    folds with its 95 % CI (``rvae.stats.mean_ci``), each run as a faint dot, one line per
+    combination of the other varied settings."""
     ok = [r for r in rows if r.get("status") == "ok"]
     if not ok:
-        return [], "no plots: no run finished"
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    try:
-        import pygame
-    except ImportError:
-        return [], "no plots: pygame is not installed"
-    pygame.font.init()
-    font = pygame.font.Font(None, 18)
-    cols = metric_columns(ok)
-    pw, ph, ncol = 330, 200, 3
-    written = []
-    for key, values in cfg.grid.items():
-        surf = pygame.Surface((pw * ncol, ph * -(-len(cols) // ncol) + 30))
-        surf.fill((255, 255, 255))
-        head = f"each figure against {key} (red: mean; blue bar: min-max; dots: runs; n = {len(ok)} runs)"
-        surf.blit(font.render(head, True, (0, 0, 0)), (10, 8))
-        for i, col in enumerate(cols):
-            per = [[x for r in ok if r.get(key) == v and _finite(x := r.get(col))] for v in values]
-            _panel(
-                pygame,
-                surf,
-                font,
-                ((i % ncol) * pw, 30 + (i // ncol) * ph),
-                (pw, ph),
-                col,
-                [str(v) for v in values],
-                per,
-            )
-        written.append(save_surface(surf, out / f"plot_{key}.png"))  # atomic, as the results
-    return written, f"plots: {', '.join(p.name for p in written)}"
+        return [], "no figures: no run finished"
+    plt = require_matplotlib()
+    cols = [c for c in metric_columns(ok) if any(_finite(r.get(c)) for r in ok)]
+    n = sum(1 for r in ok)
+    written: list[Path] = []
+
+    def save(fig, name: str) -> None:
+        for ext in FORMATS:
+
+            def write(tmp: str, ext: str = ext) -> None:
+                fig.savefig(tmp, format=ext, dpi=150)
+
+            written.append(write_atomic(out / "figures" / f"{name}.{ext}", write))
+        plt.close(fig)
+
+    for col in cols:
+        fig, ax = plt.subplots(figsize=(4.2, 3.2), layout="constrained")
+        _draw(ax, cfg, ok, col)
+        save(fig, col)
+    ncol = 4
+    nrow = -(-len(cols) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), layout="constrained", squeeze=False)
+    for ax, col in zip(axes.flat, cols, strict=False):
+        _draw(ax, cfg, ok, col)
+    for ax in axes.flat[len(cols) :]:
+        ax.set_axis_off()
+    name = cfg.source.stem if cfg.source else "experiment"
+    fig.suptitle(f"{name}: mean ± 95 % CI over seeds and folds (dots: the {n} runs)")
+    save(fig, "sheet")
+    return written, f"figures: figures/<metric>.png and .svg for {len(cols)} metrics, and figures/sheet.png, .svg"
 
 
 def _finite(x: object) -> TypeGuard[float]:

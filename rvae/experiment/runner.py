@@ -24,7 +24,7 @@ import numpy as np
 
 from rvae.dataset import DataConfig, Dataset, find_midi_files, load_dataset, load_loops
 from rvae.experiment.config import ExperimentConfig, ExperimentError
-from rvae.experiment.report import plot_results, summary_markdown
+from rvae.experiment.report import plot_results, require_research, summary_markdown
 from rvae.files import json_clean, write_atomic
 from rvae.model import VAEConfig
 from rvae.train import TrainConfig
@@ -340,6 +340,8 @@ def run_experiment(
     ``report(line)`` hears of each finished run."""
     say = report or (lambda line: None)
     backend = backend or LocalPool(cfg.jobs)
+    if cfg.figures:
+        require_research()  # before any run: a missing extra must not cost a study's time
     out = cfg.output
     out.mkdir(parents=True, exist_ok=True)
     runs = expand_runs(cfg)
@@ -385,8 +387,9 @@ def run_experiment(
         backend.execute(todo, generation, finish)
 
     rows = [by_id[i] for i in ids if i in by_id]
-    _, note = plot_results(cfg, rows, out)
-    notes.append(note)
+    if cfg.figures:
+        _, note = plot_results(cfg, rows, out)
+        notes.append(note)
     md = summary_markdown(cfg, rows) + "\n" + "\n".join(notes) + "\n"
     write_atomic(out / "summary.md", lambda p: Path(p).write_text(md))
     return ExperimentResult(rows, len(todo), len(done), out, notes)
