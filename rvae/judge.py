@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rvae.checkpoint import Checkpoint
-from rvae.descriptors import compare, describe, summarise
+from rvae.descriptors import compare, describe, relative_compare, summarise
 from rvae.files import json_clean
 from rvae.groove import Groove, stack
 from rvae.latent import MAP_EXTENT, decode_probs, latent_map
@@ -158,7 +158,10 @@ def judge(
     Each gets ``descriptors`` ({name: {"oa", "kl"}}, KL(training || set)) and ``summary``
     (``rvae.descriptors.summarise``), plus ``copy_share`` (share of its patterns equal to a
     training loop's onsets) and ``nearest_hamming`` (mean Hamming distance to the nearest
-    training loop). Then ``smoothness`` (``map_smoothness``), ``coverage``
+    training loop), and ``relative``: Yang & Lerch's protocol in full
+    (``rvae.descriptors.relative_compare``: OA and KL between intra(training) and
+    inter(training, set) pairwise distances, per descriptor, with their summary). Then
+    ``smoothness`` (``map_smoothness``), ``coverage``
     (``map_coverage``) and ``novelty`` (1 - the map's copy share, the prior's likewise)."""
     if not loops:
         raise ValueError("judge needs the training loops to compare with")
@@ -198,12 +201,15 @@ def judge(
         "meter": grid.meter,
     }
     for name, x in sets.items():
-        cmp = compare(ref, desc(x))
+        d = desc(x)
+        cmp = compare(ref, d)
+        rel = relative_compare(ref, d, seed=seed)
         report[name] = {
             "summary": summarise(cmp),
             "copy_share": _copy_share(x[:, 0], train[:, 0]),
             "nearest_hamming": float(nearest_loops(x[:, 0], train[:, 0])[1].mean()),
             "descriptors": cmp,
+            "relative": {"summary": summarise(rel), "descriptors": rel},
         }
     map_on = map_loops[:, 0].reshape(size, size, *map_loops.shape[2:])
     report["smoothness"] = map_smoothness(map_on)
@@ -232,18 +238,21 @@ def summary_text(report: dict) -> str:
     lines = [
         f"generation: {r['n_samples']} prior samples and a {r['map_size']}x{r['map_size']} map against "
         f"{r['loops']} loops ({r['meter']}, seed {r['seed']}, threshold {r['threshold']:g})",
-        f"  {'':16s} {'OA mean':>8s} {'KL mean':>8s} {'novel':>6s} {'Hamming':>8s} {'descriptors':>11s}",
+        f"  {'':16s} {'OA mean':>8s} {'KL mean':>8s} {'rel. OA':>8s} {'novel':>6s} {'Hamming':>8s} "
+        f"{'descriptors':>11s}",
     ]
     for key, label in _ROWS.items():
         s, copy = r[key]["summary"], r[key]["copy_share"]
+        rel = r[key].get("relative", {}).get("summary", {}).get("oa_mean")
         novel = None if copy is None else 1.0 - copy
         lines.append(
-            f"  {label:16s} {_fig(s['oa_mean']):>8s} {_fig(s['kl_mean']):>8s} {_fig(novel, '.0%'):>6s} "
+            f"  {label:16s} {_fig(s['oa_mean']):>8s} {_fig(s['kl_mean']):>8s} {_fig(rel):>8s} {_fig(novel, '.0%'):>6s} "
             f"{_fig(r[key]['nearest_hamming'], '.1f'):>8s} {s['descriptors']:>11d}"
         )
     sm, cov = r["smoothness"], r["coverage"]
     lines += [
         "  OA: overlap of each descriptor's distribution with the loops' (1 = alike); KL: lower = closer;",
+        "  rel. OA: Yang & Lerch's, intra-set distances of the loops against distances from them to the set;",
         "  novel: share that copies no loop; Hamming: mean hits changed to reach the nearest loop",
         f"map smoothness: {_fig(sm['hamming_per_cell'], '.2f')} hits change between neighbouring cells "
         f"({_fig(sm['hamming_per_unit'], '.2f')} per unit of z)",

@@ -98,6 +98,7 @@ def test_summary_text_is_a_short_table_of_the_headline_figures(tiny):
         assert rows[label] == [
             f"{s['oa_mean']:.3f}",
             f"{s['kl_mean']:.3f}",
+            f"{part['relative']['summary']['oa_mean']:.3f}",
             f"{1 - part['copy_share']:.0%}",
             f"{part['nearest_hamming']:.1f}",
             str(s["descriptors"]),

@@ -38,6 +38,7 @@ FIRST = (
 GEN_HEADLINE = (
     "gen_prior_summary_oa_mean",
     "gen_prior_summary_kl_mean",
+    "gen_prior_relative_summary_oa_mean",
     "gen_map_summary_oa_mean",
     "gen_baseline_nearest_summary_oa_mean",
     "gen_baseline_random_summary_oa_mean",
@@ -185,6 +186,7 @@ LABELS = {
     "heldout_onset_recall": "held-out onset recall",
     "gen_prior_summary_oa_mean": "prior samples: mean OA",
     "gen_prior_summary_kl_mean": "prior samples: mean KL",
+    "gen_prior_relative_summary_oa_mean": "prior samples: Yang & Lerch OA",
     "gen_map_summary_oa_mean": "latent map: mean OA",
     "gen_baseline_nearest_summary_oa_mean": "baseline copy: mean OA",
     "gen_baseline_random_summary_oa_mean": "baseline random: mean OA",
