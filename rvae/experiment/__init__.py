@@ -8,6 +8,7 @@ A TOML file describes the study; paths in it are relative to the file::
     split_seed = 0       # which files land in which fold (the same for every run)
     jobs = 2             # worker processes (default: the CPU's cores)
     generation = true    # generation figures from rvae.judge, when it is installed
+    figures = true       # matplotlib figures and paired statistics (the extra rvae[research])
     # output = "study_results"   # default: <config stem>_results/ next to the config
 
     [fixed]              # settings shared by every run
@@ -28,19 +29,41 @@ Each run has an id, a hash of everything that decides its figures, so a second c
 what ``results.json`` already holds; results are rewritten atomically after every run, so
 an interruption loses only the runs in flight. A run that raises is recorded as failed,
 with its reason, and the others go on.
+
+Where runs execute is a backend (``runner.Backend``): ``LocalPool(jobs)`` (processes on this
+machine, the default) or ``ray_backend.RayBackend`` (Ray tasks on a local Ray or a cluster,
+``rvae experiment --ray``). The runner alone decides what runs and writes every file, so
+results, resume and failed rows are the same on either.
+
+The report: ``summary.md`` (mean ± std per setting, then every pair of settings compared on
+the same seeds and folds, ``rvae.stats.paired``) and ``figures/`` (one PNG and SVG per
+metric, mean ± 95 % CI, and a sheet of them all).
 """
 
 from rvae.experiment.config import ExperimentConfig, ExperimentError, load_experiment, parse_experiment
-from rvae.experiment.report import plot_results, summary_markdown
-from rvae.experiment.runner import ExperimentResult, Run, expand_runs, run_experiment, run_one
+from rvae.experiment.report import paired_markdown, plot_results, summary_markdown
+from rvae.experiment.runner import (
+    Backend,
+    ExperimentResult,
+    LocalPool,
+    Run,
+    expand_runs,
+    failed_row,
+    run_experiment,
+    run_one,
+)
 
 __all__ = [
+    "Backend",
     "ExperimentConfig",
     "ExperimentError",
     "ExperimentResult",
+    "LocalPool",
     "Run",
     "expand_runs",
+    "failed_row",
     "load_experiment",
+    "paired_markdown",
     "parse_experiment",
     "plot_results",
     "run_experiment",
