@@ -4,10 +4,17 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, save
 ``torch.save`` and loaded with ``weights_only=True``, so opening a checkpoint someone sent
 you cannot run code. Weights are stored in half precision (the default model is ~7 MB in
 float32, ~3.5 MB here); they are widened to float32 on load.
+
+A checkpoint also keeps its training loops, hits only (``rvae.groove.pack_hits``), so that
+training can continue from it on them plus new ones (``rvae.train.continue_training``),
+unless trained with ``keep_loops=False``; and the square of the latent plane its map and
+pad span (``extent``): the training loops' extent plus a margin. Checkpoints written before
+either are read too: without loops, and with the square of their stored latents.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 import warnings
@@ -15,19 +22,45 @@ import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rvae.dataset import DataConfig
 from rvae.errors import UserError
 from rvae.files import write_atomic
 from rvae.grid import Grid
+from rvae.groove import Groove, check_packed, unpack_hits
 from rvae.kit import Kit
 from rvae.model import GrooveVAE, VAEConfig
 
-__all__ = ["Checkpoint", "CheckpointError", "TrainSummary", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "MAP_EXTENT",
+    "Checkpoint",
+    "CheckpointError",
+    "TrainSummary",
+    "extent_of",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 FORMAT = "rvae-checkpoint"
-VERSION = 1
+VERSION = 1  # loops and extent are optional keys: old readers ignore them, old files lack them
+
+MAP_EXTENT = 3.0  # the map spans [-3, 3]^2, as R-VAE's: 3 standard deviations of the prior
+MIN_EXTENT = 1.0  # a collapsed space (every loop near 0) still gets a square one prior sd wide
+
+
+def extent_of(latents: torch.Tensor | np.ndarray | None) -> float:
+    """The half-width of the square that holds every point of ``latents`` (N, latent) in its
+    first two coordinates, plus a tenth as margin (a dot is not drawn on the edge), rounded
+    up to a half unit so the axes get round ticks; MAP_EXTENT when there are none.
+    The bundled 4/4 model's 93 loops reach |z| 7.4: its square is [-8.5, 8.5]^2."""
+    if latents is None or len(latents) == 0:
+        return MAP_EXTENT
+    reach = float(np.abs(np.asarray(latents, dtype=np.float64)[:, :2]).max())
+    if not np.isfinite(reach):
+        return MAP_EXTENT
+    return max(MIN_EXTENT, math.ceil(reach * 1.1 * 2) / 2)
 
 
 class CheckpointError(UserError):
@@ -44,6 +77,7 @@ class TrainSummary:
     val_loops: int = 0  # held out for the validation loss; 0: every loop trained
     epochs: int = 0
     updates: int = 0  # optimiser steps
+    continued_from: str = ""  # the checkpoint whose weights training started from ("" = from scratch)
     best_epoch: int = 0  # the epoch whose weights were kept
     best_loss: float | None = None  # at full beta; None when no epoch finished
     monitored: str = ""  # "validation" or "training": the loss that chose the best epoch
@@ -80,6 +114,28 @@ class Checkpoint:
     latents: torch.Tensor | None = None  # (N, latent) posterior means of the training loops
     sources: list[str] = field(default_factory=list)  # "file.mid bar 3" for each latent
     path: Path | None = None
+    kept: dict | None = None  # the training loops' hits (groove.pack_hits); None: not kept
+    extent: float = MAP_EXTENT  # the map and pad span [-extent, extent]^2 (see extent_of)
+
+    @property
+    def keeps_loops(self) -> bool:
+        return self.kept is not None
+
+    @property
+    def n_kept_loops(self) -> int:
+        return 0 if self.kept is None else len(self.kept["counts"])
+
+    def training_loops(self) -> list[Groove]:
+        """The loops it was trained on, as Grooves on its grid and kit."""
+        if self.kept is None:
+            name = f"checkpoint {self.path}" if self.path else "the checkpoint"
+            why = (
+                "was trained with --no-keep-loops"
+                if self.train_config.get("keep_loops") is False
+                else "was written before checkpoints kept their training loops"
+            )
+            raise UserError(f"{name} {why}, so it holds no training loops to continue from: train a new model")
+        return unpack_hits(self.kept, self.grid, self.kit)
 
     @property
     def min_onsets(self) -> int:
@@ -108,7 +164,12 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
         "state": {k: v.detach().to("cpu", torch.float16) for k, v in m.state_dict().items()},
         "latents": (ckpt.latents if ckpt.latents is not None else torch.zeros(0, m.config.latent_dim)).float().cpu(),
         "sources": list(ckpt.sources),
+        "extent": float(ckpt.extent),
     }
+    if ckpt.kept is not None:  # tensors and lists only: torch.load(weights_only=True) refuses numpy
+        payload["loops"] = {
+            k: v if isinstance(v, list) else torch.from_numpy(np.asarray(v)) for k, v in ckpt.kept.items()
+        }
     return write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -175,6 +236,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if (config.instruments, config.steps) != (len(kit), grid.steps):
         raise CheckpointError(f"checkpoint {path}: the model's shape does not match its grid and kit")
     model.eval()
+    kept = d.get("loops")
+    if kept is not None:
+        try:
+            kept = {k: v if isinstance(v, list) else v.numpy() for k, v in kept.items()}
+            check_packed(kept, grid, kit)  # now: a damaged store fails on load, not mid-performance
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+            raise CheckpointError(f"checkpoint {path}: its training loops are damaged ({_reason(e)})") from None
+    latents = d.get("latents")
+    extent = d.get("extent")
+    if not (isinstance(extent, float) and math.isfinite(extent) and extent > 0):
+        extent = extent_of(latents)  # written before checkpoints stored it
     return Checkpoint(
         model,
         grid,
@@ -182,7 +254,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         d.get("data_config", {}),
         d.get("train_config", {}),
         TrainSummary.from_dict(d.get("summary", {})),
-        d.get("latents"),
+        latents,
         list(d.get("sources", [])),
         path,
+        kept,
+        extent,
     )

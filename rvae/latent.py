@@ -2,8 +2,9 @@
 
 ``encode`` puts Grooves on the plane (their posterior means), ``decode_probs`` says what a
 point holds (onset probabilities, velocities, offsets), and ``grid_points`` / ``latent_map``
-lay a grid over the square a map shows. Turning decoded arrays into Grooves and MIDI is
-``rvae.generate``'s; drawing the map, ``rvae.picture``'s.
+lay a grid over the square a map shows: ``MAP_EXTENT`` (±3, R-VAE's) unless given, and a
+checkpoint's own square, which holds all its training loops, is ``ckpt.extent``. Turning
+decoded arrays into Grooves and MIDI is ``rvae.generate``'s; drawing the map, ``rvae.picture``'s.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rvae.checkpoint import Checkpoint
+from rvae.checkpoint import MAP_EXTENT, Checkpoint
 from rvae.errors import UserError
 from rvae.groove import Groove, stack
 from rvae.midi_io import MidiReadError, read_midi
 
 __all__ = ["MAP_EXTENT", "decode_probs", "encode", "encode_files", "grid_names", "grid_points", "latent_map"]
-
-MAP_EXTENT = 3.0  # the map spans [-3, 3]^2, as R-VAE's: 3 standard deviations of the prior
 
 
 def _z(ckpt: Checkpoint, z) -> torch.Tensor:
