@@ -130,20 +130,26 @@ def remove_semaphores(server: str) -> None:
 
 
 @contextlib.contextmanager
-def jack_server(name: str) -> Iterator[str]:
+def jack_server(name: str, sync: bool = False) -> Iterator[str]:
     """A JACK server (dummy driver) called ``name``, this process pointed at it, in our turn
-    (see the module docstring); stopped on the way out. Yields its name."""
+    (see the module docstring); stopped on the way out. Yields its name.
+
+    ``sync`` (``jackd -S``): each cycle waits for every client. By default (asynchronous, as
+    a user's server runs) a client that is late for a cycle skips it, and the MIDI in it is
+    lost to that client: under load, a Python callback waiting for its process's GIL (the
+    performer's MIDI input, a Python recorder) lost pulses and notes. Tests that count
+    pulses and notes run synchronous; the benchmark measures time as users have it."""
     need_jack()
     with open(LOCK_PATH, "a") as lock_file:  # closing it releases the lock
         _take_turn(lock_file)
-        yield from _serve(name)
+        yield from _serve(name, ["-S"] if sync else [])
 
 
-def _serve(name: str) -> Iterator[str]:
+def _serve(name: str, options: list[str]) -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     log = tempfile.NamedTemporaryFile("w+", prefix="jackd-", suffix=".log", delete=False)
     proc = subprocess.Popen(
-        ["jackd", "-n", name, *JACKD_ARGS], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ["jackd", "-n", name, *options, *JACKD_ARGS], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
     )
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
@@ -152,7 +158,7 @@ def _serve(name: str) -> Iterator[str]:
         while _jack_tool("jack_lsp", check=False).returncode != 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                raise RuntimeError(f"jackd -n {name} {' '.join(JACKD_ARGS)} did not come up:\n{log.read()}")
+                raise RuntimeError(f"jackd -n {name} {' '.join(options + JACKD_ARGS)} did not come up:\n{log.read()}")
             time.sleep(0.05)
         yield name
     finally:

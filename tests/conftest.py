@@ -72,7 +72,7 @@ def jack_server():
         testing.need_jack()
     except testing.Unavailable as e:
         pytest.skip(f"{e}: the JACK MIDI tests need a real server")
-    with testing.jack_server(f"rvae-test-{os.getpid()}") as name:
+    with testing.jack_server(f"rvae-test-{os.getpid()}", sync=True) as name:  # no cycle skipped under load
         yield name
 
 
