@@ -135,15 +135,32 @@ def _may_write(path: Path, force: bool) -> None:
         raise UserError(f"{path} exists; pass --force to overwrite it")
 
 
+def _from_init(args) -> None:
+    """With --init the grid, kit, reading and model come from the checkpoint: refuse their options."""
+    for cls in (DataConfig, VAEConfig):
+        for f in dataclasses.fields(cls):
+            if f.name not in SKIP and getattr(args, f.name) != f.default:
+                flag = f"--{'no-' if f.default is True else ''}{f.name.replace('_', '-')}"
+                raise UserError(f"{flag}: with --init the data and model settings are {args.init}'s own")
+
+
 def cmd_train(args) -> int:
-    from rvae.train import train_files
+    from rvae.train import continue_files, train_files
 
     # every option checked before a question about the output
     data, model, training = (config_from_args(cls, args) for cls in (DataConfig, VAEConfig, TrainConfig))
+    init = None
+    if args.init is not None:
+        _from_init(args)
+        init = load_checkpoint(args.init)
+        init.training_loops()  # --no-keep-loops: one sentence before asking about the output
     out = Path(args.output)
     _may_write(out, args.force)
     created = _missing_folder(out)
-    ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
+    if init is not None:
+        ckpt = continue_files(init, args.data, out, training, progress=not args.quiet, report=_say)
+    else:
+        ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
     s = ckpt.summary
     val = f", validation on {s.val_loops} loops" if s.val_loops else ""
     _say(
@@ -196,7 +213,7 @@ def cmd_generate(args) -> int:
     if args.loops < 1:
         raise UserError(f"--loops {args.loops}: give 1 or more")
     if args.grid is not None:
-        extent = MAP_EXTENT if args.extent is None else args.extent
+        extent = ckpt.extent if args.extent is None else args.extent
         if args.grid < 1:
             raise UserError(f"--grid {args.grid}: give the number of clips per side, 1 or more")
         if not (math.isfinite(extent) and extent > 0):
@@ -315,11 +332,14 @@ def cmd_map(args) -> int:
         raise UserError(f"-o {out} is a folder: give the PNG file to write, e.g. {out / 'map.png'}")
     if out.suffix.lower() != ".png":
         raise UserError(f"-o {out}: the map is written as PNG, so give a name ending in .png")
+    extent = ckpt.extent if args.extent is None else args.extent
+    if not (math.isfinite(extent) and extent > 0):
+        raise UserError(f"--extent {extent:g}: give a distance above 0")
     _may_write(out, args.force)
     created = _missing_folder(out)
-    img = map_figure(ckpt, latent_map(ckpt, args.size), args.threshold, args.cell)
+    img = map_figure(ckpt, latent_map(ckpt, args.size, extent), args.threshold, args.cell, extent)
     save_png(img, out)
-    e, side = f"{MAP_EXTENT:g}", args.size * args.cell
+    e, side = f"{extent:g}", args.size * args.cell
     print(
         f"wrote {out} ({img.shape[1]}x{img.shape[0]} px: {args.size}x{args.size} cells over [-{e}, {e}]^2 "
         f"in {side}x{side} px, with z axes and the instrument key)"
@@ -382,6 +402,9 @@ def cmd_info(args) -> int:
         "data_config": ckpt.data_config,
         "train_config": ckpt.train_config,
         "training": t,
+        "extent": ckpt.extent,
+        "loops_kept": ckpt.keeps_loops,
+        "kept_loops": ckpt.n_kept_loops,
     }
     if args.json:
         print(json.dumps(info, indent=1))
@@ -398,6 +421,16 @@ def cmd_info(args) -> int:
         f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
         f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}"
     )
+    if t.get("continued_from"):
+        print(f"  continued from: {t['continued_from']}")
+    if ckpt.keeps_loops:
+        kept = f"{counted(ckpt.n_kept_loops, 'loop')} kept (rvae train --init can continue from it)"
+    elif ckpt.train_config.get("keep_loops") is False:
+        kept = "not kept (trained with --no-keep-loops)"
+    else:
+        kept = "not kept (written before checkpoints kept them)"
+    print(f"  training loops: {kept}")
+    print(f"  map square: z in [-{ckpt.extent:g}, {ckpt.extent:g}]^2")
     return 0
 
 
@@ -484,6 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="checkpoint to write, e.g. checkpoints/mine.pt")
     t.add_argument("--force", action="store_true", help="overwrite the checkpoint if it exists")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="continue training CKPT on the loops it kept plus these files' (read on its grid and kit): "
+        "fewer updates than from scratch",
+    )
     for cls in (DataConfig, VAEConfig, TrainConfig):
         add_config_options(t, cls)
 
@@ -517,7 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"write an NxN set of clips across the space; over {MAX_GRID} only with --force",
     )
-    g.add_argument("--extent", type=float, default=None, help=f"--grid spans [-E, E]^2 (default: {MAP_EXTENT:g})")
+    g.add_argument(
+        "--extent",
+        type=float,
+        default=None,
+        help="--grid spans [-E, E]^2 (default: the model's square, which holds its training loops; "
+        f"{MAP_EXTENT:g} for models that kept no latents)",
+    )
     writing(g)
 
     e = add_command("encode", help="print the latent position of each loop of MIDI files")
@@ -541,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", required=True, help="PNG file to write")
     m.add_argument("--size", type=int, default=30, help="cells per side, as R-VAE's (default: 30)")
     m.add_argument("--cell", type=int, default=24, help=f"pixels per cell, {MIN_CELL} or more (default: 24)")
+    m.add_argument(
+        "--extent",
+        type=float,
+        default=None,
+        help="the map spans [-E, E]^2 (default: the model's square, which holds its training loops)",
+    )
     m.add_argument("--force", action="store_true", help="overwrite the file if it exists")
 
     v = add_command("eval", help="reconstruction figures on MIDI files")
