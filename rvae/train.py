@@ -110,11 +110,12 @@ NEW_SHARE = 0.25  # continue_training: the new loops are repeated to fill about 
 
 def continue_updates(loops: int) -> int:
     """Optimiser steps when training continues from a model: it knows the old loops already,
-    so an eighth of what it took from scratch, at least 100, at most 300. Measured on the
-    bundled 4/4 model's 93 loops + 8 new bars (scripts/bench_continue.py), with the new loops a
-    quarter of each epoch: 100 updates keep the old loops (onset F1 0.96) but learn the new
-    ones only to 0.77; ~150 learn them to 0.99 (old 0.97); 240, 0.99 and 0.99 but twice as long."""
-    return int(min(300, max(100, auto_updates(loops) // 8)))
+    so a sixth of what it took from scratch, at least 100, at most 300. Measured on the
+    bundled 4/4 model's 93 loops + 8 new bars (scripts/bench_continue.py; base onset F1 on
+    the old loops 0.998, on the new 0.13), the new loops a quarter of each epoch: 100 updates
+    learn the new loops only to 0.77 (old 0.96); 150, to 0.95 (old 0.96); 200 (this rule's),
+    to 1.0 (old 0.98), ~2 s on one thread of an idle core (10.6 ms an update)."""
+    return int(min(300, max(100, auto_updates(loops) // 6)))
 
 
 def train(
@@ -341,7 +342,7 @@ def continue_training(
     keeps all the loops, old then new, and records that it continued from ``ckpt``.
 
     The performer's learn-on-stage calls this in a child process. ~100 loops + 8 new bars take
-    ``continue_updates`` = 151 updates (see there for the figures). Raises UserError when
+    ``continue_updates`` = 202 updates (see there for the figures). Raises UserError when
     ``ckpt`` kept no loops (trained with keep_loops=False) or a new loop is on another grid or kit."""
     old = ckpt.training_loops()
     for g in new_loops:

@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         s = ckpt.summary
         print(
             f"{name}: {s.data['loops']} loops from {s.data['files_read']} files, "
-            f"{s.epochs} epochs in {s.seconds} s -> {out}"
+            f"{s.epochs} epochs in {s.seconds} s, {ckpt.n_kept_loops} loops kept, square ±{ckpt.extent:g} -> {out}"
         )
     return 0
 
