@@ -19,6 +19,7 @@ from rvae.dataset import DataConfig, Dataset, find_midi_files, load_dataset, loa
 from rvae.errors import ConfigError, UserError, check_at_least, check_between
 from rvae.groove import Groove, pack_hits, stack
 from rvae.model import GrooveVAE, VAEConfig, total_loss
+from rvae.text import counted
 
 __all__ = [
     "NoDataError",
@@ -402,10 +403,15 @@ def continue_files(
     if report:
         report(
             f"continuing from {ckpt.path or 'the checkpoint'}: {ckpt.n_kept_loops} loops it kept "
-            f"+ {len(ds.loops)} new from {len(ds.files)} files, on its {ckpt.grid.meter} grid, kit {ckpt.kit.name!r}"
+            f"+ {len(ds.loops)} new from {counted(len(ds.files), 'file')}, on its {ckpt.grid.meter} grid, "
+            f"kit {ckpt.kit.name!r}"
         )
     new = continue_training(ckpt, ds.loops, cfg, progress)
-    new.summary.data |= {"files_read": len(ds.files), "files_skipped": len(ds.skipped)}
+    before = ckpt.summary.data
+    new.summary.data |= {  # the base's files and these
+        "files_read": int(before.get("files_read", 0)) + len(ds.files),
+        "files_skipped": int(before.get("files_skipped", 0)) + len(ds.skipped),
+    }
     if out is not None:
         new.path = save_checkpoint(new, out)
     return new

@@ -238,6 +238,7 @@ def test_train_init_continues_skips_other_meters_and_refuses_what_it_cannot(tmp_
     a = load_checkpoint(tmp_path / "a.pt")
     assert b.n_kept_loops > a.n_kept_loops and b.summary.continued_from == str(tmp_path / "a.pt")
     assert b.model.config == a.model.config and b.grid == a.grid
+    assert b.summary.data["files_read"] == a.summary.data["files_read"] + 2  # the 7/8 file was skipped
     assert main(["info", str(tmp_path / "b.pt")]) == 0
     assert f"continued from: {tmp_path / 'a.pt'}" in capsys.readouterr().out
     for args, said in (
