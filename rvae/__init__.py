@@ -21,7 +21,7 @@ from rvae.metrics import eval_loops, evaluate
 from rvae.midi_io import MidiReadError, read_midi, write_midi
 from rvae.model import GrooveVAE, VAEConfig
 from rvae.picture import map_image
-from rvae.train import TrainConfig, train, train_files
+from rvae.train import TrainConfig, continue_training, train, train_files
 
 __all__ = [
     "KITS",
@@ -36,6 +36,7 @@ __all__ = [
     "MidiReadError",
     "TrainConfig",
     "VAEConfig",
+    "continue_training",
     "decode",
     "decode_probs",
     "encode",
