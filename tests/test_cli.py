@@ -172,7 +172,7 @@ def test_generate_refuses_to_overwrite(model_6_8, tmp_path, capsys):
 @pytest.mark.slow
 def test_generate_grid_writes_n_by_n_clips(model_6_8, tmp_path):
     out = tmp_path / "grid"
-    assert main(["generate", str(model_6_8), "--grid", "3", "-o", str(out)]) == 0
+    assert main(["generate", str(model_6_8), "--grid", "3", "--extent", "3", "-o", str(out)]) == 0
     files = sorted(out.iterdir())
     # sorted by name = read as the grid: rows from the top (y = +3), each from the left (x = -3)
     assert [f.name for f in files] == [
@@ -240,11 +240,13 @@ def test_map_writes_a_png_of_size_times_cell_pixels(model_6_8, tmp_path, capsys)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = load_checkpoint(model_6_8)
     drawn, (width, height) = map_in(out, 240)  # 10 cells of 24 px...
-    assert (drawn == map_image(ckpt, latent_map(ckpt, 10))).all()
+    e = ckpt.extent  # the model's own square
+    assert (drawn == map_image(ckpt, latent_map(ckpt, 10, e), extent=e)).all()
     assert width > 240 + 100 and height > 240 + 30  # ...with axes and the key around them
-    assert f"wrote {out} ({width}x{height} px: 10x10 cells over [-3, 3]^2 in 240x240 px" in capsys.readouterr().out
+    said = f"wrote {out} ({width}x{height} px: 10x10 cells over [-{e:g}, {e:g}]^2 in 240x240 px"
+    assert said in capsys.readouterr().out
     assert main(["map", str(model_6_8), "-o", str(tmp_path / "small.png"), "--size", "4", "--cell", "5"]) == 0
-    assert (map_in(tmp_path / "small.png", 20)[0] == map_image(ckpt, latent_map(ckpt, 4), cell=5)).all()
+    assert (map_in(tmp_path / "small.png", 20)[0] == map_image(ckpt, latent_map(ckpt, 4, e), cell=5, extent=e)).all()
 
 
 @pytest.mark.slow
@@ -331,7 +333,7 @@ def test_eval_generation_adds_prior_map_and_baselines(model_6_8, capsys):
 @pytest.mark.slow
 def test_generate_grid_names_sort_as_rows_and_columns_past_ten(model_6_8, tmp_path):
     out = tmp_path / "grid"
-    assert main(["generate", str(model_6_8), "--grid", "11", "-o", str(out)]) == 0
+    assert main(["generate", str(model_6_8), "--grid", "11", "--extent", "3", "-o", str(out)]) == 0
     names = sorted(f.name for f in out.iterdir())
     assert len(names) == 121
     assert names[:2] == ["r00_c00_x-3.00_y+3.00.mid", "r00_c01_x-2.40_y+3.00.mid"]
