@@ -59,7 +59,11 @@ def main() -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     for ext in ("png", "svg"):
-        write_atomic(stem.with_suffix(f".{ext}"), lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150))
+
+        def write(tmp: str, ext: str = ext) -> None:
+            fig.savefig(tmp, format=ext, dpi=150)
+
+        write_atomic(stem.with_suffix(f".{ext}"), write)
 
 
 if __name__ == "__main__":
