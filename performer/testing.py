@@ -93,7 +93,8 @@ def need_jack() -> None:
         need(tool)
 
 
-def _jack_tool(*args: str, timeout: float = 5.0, check: bool = True) -> subprocess.CompletedProcess:
+def _jack_tool(*args: str, timeout: float = 20.0, check: bool = True) -> subprocess.CompletedProcess:
+    # 20 s: with the machine loaded (load average 8 on 2 cores) jack_lsp once took over 5
     return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=check)
 
 
