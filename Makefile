@@ -24,7 +24,8 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jackd2 jack-midi-clock >/dev/null; \
 	fi
 
-test: install
+# lint first: ruff and mypy on the code, then every test (slow ones too: JACK, Link, Ray, training)
+test: lint
 	$(BIN)/pytest -q
 
 # the window on the bundled 4/4 model with the audio preview; headless where no display opens
@@ -32,7 +33,8 @@ perform: install
 	$(BIN)/rvae perform checkpoints/groove-4-4.pt --audio
 
 lint: install
-	$(BIN)/ruff check rvae tests scripts
+	$(BIN)/ruff check rvae performer tests scripts
+	$(BIN)/mypy
 
 data: install
 	$(BIN)/python scripts/make_demo_data.py

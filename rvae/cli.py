@@ -452,7 +452,8 @@ def cmd_experiment(args) -> int:
     result = run_experiment(cfg, report=_say, retry_failed=args.retry_failed, backend=backend)
     print((result.output / "summary.md").read_text())
     ok = sum(r["status"] == "ok" for r in result.rows)
-    print(f"wrote {result.output}/ (results.csv, results.json, summary.md, figures/): {ok} of {len(result.rows)} runs ok")
+    files = "results.csv, results.json, summary.md, figures/"
+    print(f"wrote {result.output}/ ({files}): {ok} of {len(result.rows)} runs ok")
     return 0 if ok else 1
 
 
