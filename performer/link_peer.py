@@ -42,16 +42,10 @@ LOCK_PATH = os.path.join(tempfile.gettempdir(), "rvae-link-tests.lock")
 
 @contextmanager
 def session_lock(timeout: float = 300.0) -> Iterator[None]:
+    from performer.testing import take_turn
+
     with open(LOCK_PATH, "w") as f:
-        give_up = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > give_up:
-                    raise TimeoutError(f"another Link test session held {LOCK_PATH} for {timeout} s") from None
-                time.sleep(0.1)
+        take_turn(f, "Link test", timeout)
         try:
             yield
         finally:

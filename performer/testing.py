@@ -110,16 +110,16 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5.
         proc.wait(timeout)
 
 
-def _take_turn(lock_file: IO) -> None:
-    """Wait for the machine-wide JACK test lock (see the module docstring)."""
-    deadline = time.monotonic() + LOCK_TIMEOUT
+def take_turn(lock_file: IO, what: str, timeout: float = LOCK_TIMEOUT) -> None:
+    """Wait for a machine-wide lock held on ``lock_file`` by another test session (JACK, Link)."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"another JACK session has held {LOCK_PATH} for {LOCK_TIMEOUT:.0f} s") from None
+                raise TimeoutError(f"another {what} session has held {lock_file.name} for {timeout:.0f} s") from None
             time.sleep(0.1)
 
 
@@ -142,7 +142,7 @@ def jack_server(name: str, sync: bool = False) -> Iterator[str]:
     pulses and notes run synchronous; the benchmark measures time as users have it."""
     need_jack()
     with open(LOCK_PATH, "a") as lock_file:  # closing it releases the lock
-        _take_turn(lock_file)
+        take_turn(lock_file, "JACK")
         yield from _serve(name, ["-S"] if sync else [])
 
 

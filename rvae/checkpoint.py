@@ -19,6 +19,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -142,6 +143,15 @@ class Checkpoint:
         """Training dropped loops with fewer hits; ``rvae eval`` drops them too. Checkpoints
         that do not say (trained from a hand-made Dataset) get the default."""
         return int(self.data_config.get("min_onsets", DataConfig.min_onsets))
+
+    def check_fits(self, grooves: Iterable[Groove], what: str = "groove") -> None:
+        """Refuse, in one sentence, a groove that is not on this model's grid and kit."""
+        for g in grooves:
+            if g.grid != self.grid or g.kit.names != self.kit.names:
+                raise UserError(
+                    f"{g.source or what} is on {g.grid.meter} x {g.grid.steps} steps with kit {g.kit.name!r}, "
+                    f"the model on {self.grid.meter} x {self.grid.steps} with kit {self.kit.name!r}"
+                )
 
     @property
     def all_channels(self) -> bool:

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from rvae.checkpoint import MAP_EXTENT, Checkpoint
-from rvae.errors import UserError
 from rvae.groove import Groove, stack
 from rvae.midi_io import MidiReadError, read_midi
 
@@ -41,12 +40,7 @@ def decode_probs(ckpt: Checkpoint, z) -> np.ndarray:
 @torch.inference_mode()
 def encode(ckpt: Checkpoint, grooves: list[Groove]) -> np.ndarray:
     """Grooves -> (N, latent) posterior means. Grooves must be on the model's grid and kit."""
-    for g in grooves:
-        if g.grid != ckpt.grid or g.kit.names != ckpt.kit.names:
-            raise UserError(
-                f"{g.source or 'groove'} is on {g.grid.meter} x {g.grid.steps} steps, "
-                f"the model on {ckpt.grid.meter} x {ckpt.grid.steps}"
-            )
+    ckpt.check_fits(grooves)
     if not grooves:
         return np.zeros((0, ckpt.model.config.latent_dim), np.float32)
     return ckpt.model.encode(torch.from_numpy(stack(grooves)))[0].numpy()

@@ -346,12 +346,7 @@ def continue_training(
     ``continue_updates`` = 202 updates (see there for the figures). Raises UserError when
     ``ckpt`` kept no loops (trained with keep_loops=False) or a new loop is on another grid or kit."""
     old = ckpt.training_loops()
-    for g in new_loops:
-        if g.grid != ckpt.grid or g.kit.names != ckpt.kit.names:
-            raise UserError(
-                f"{g.source or 'a new loop'} is on {g.grid.meter} x {g.grid.steps} steps with kit {g.kit.name!r}, "
-                f"the model on {ckpt.grid.meter} x {ckpt.grid.steps} with kit {ckpt.kit.name!r}"
-            )
+    ckpt.check_fits(new_loops, "a new loop")
     if not new_loops:
         raise NoDataError("no new loops to learn")
     loops = old + list(new_loops)
