@@ -170,7 +170,7 @@ def _ports(cls: type, api: str | None) -> list[str]:
     try:
         return rt.get_ports()
     finally:
-        rt.delete()
+        _close_bounded(rt.delete, "the port probe client")
 
 
 def _attach(rt: rtmidi.MidiOut | rtmidi.MidiIn, name: str, target: str | None, side: str) -> tuple[str, bool]:
@@ -386,20 +386,24 @@ class OutputPort:
 
 
 def _close_watch(watch: _JackWatch | None, timeout: float = 1.0) -> None:
-    # jack_client_close on the watch has blocked forever in libjack (jack2 1.9.21, the machine
-    # loaded: 4 closes in about 60 of `rvae perform` with CC in; jack2 issues #395 and #955
-    # report the like). It is only a watch: it must never keep the performer from exiting.
-    if watch is None:
-        return
-    closing = threading.Thread(target=watch.close, name="rvae-jack-watch-close", daemon=True)
+    if watch is not None:
+        _close_bounded(watch.close, "the JACK watch client", timeout)
+
+
+def _close_bounded(close: Callable[[], None], what: str, timeout: float = 1.0) -> None:
+    """Close a helper client, waiting at most ``timeout``. jack_client_close has blocked forever
+    in libjack (jack2 1.9.21, the machine loaded: 4 closes of the watch in about 60 of `rvae
+    perform` with CC in, and once the port probe in a test; jack2 issues #395 and #955 report
+    the like). A watch or a probe must never keep the performer or `rvae ports` from exiting."""
+    closing = threading.Thread(target=close, name="rvae-jack-close", daemon=True)
     try:
         closing.start()
     except RuntimeError:  # at interpreter shutdown (a port left open): no new threads
-        watch.close()
+        close()
         return
     closing.join(timeout)
     if closing.is_alive():
-        logger.warning("closing the JACK watch client took over %g s; going on without waiting", timeout)
+        logger.warning("closing %s took over %g s; going on without waiting", what, timeout)
 
 
 def open_output(name: str = "rvae", api: str | None = None, channel: int = 9) -> OutputPort:
