@@ -83,3 +83,11 @@ def pytest_runtest_call(item):
         return (yield)
     except testing.Unavailable as e:
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def model_6_8(tmp_path_factory) -> Path:
+    """A small model trained once per session on the project's 6/8 clips (tests/test_train.py)."""
+    from test_train import trained_6_8
+
+    return trained_6_8(tmp_path_factory)

@@ -14,7 +14,7 @@ from pathlib import Path
 import mido
 import pytest
 from conftest import write_midi_file
-from test_train import BAD, DATA_6_8, bad_checkpoint, one_thread, trained_6_8
+from test_train import BAD, DATA_6_8, bad_checkpoint, one_thread
 
 from rvae.checkpoint import load_checkpoint
 from rvae.cli import main
@@ -35,11 +35,6 @@ def bars(pattern, n, length=3.0):
 def _one_thread():
     with one_thread():
         yield
-
-
-@pytest.fixture(scope="session")
-def model_6_8(tmp_path_factory) -> Path:
-    return trained_6_8(tmp_path_factory)
 
 
 def events(path: Path) -> list[tuple[int, mido.Message]]:

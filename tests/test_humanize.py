@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CLIPS, REPO, needs, write_midi_file
-from test_train import DATA_6_8, one_thread, trained_6_8
+from test_train import DATA_6_8, one_thread
 
 from rvae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from rvae.cli import main
@@ -36,11 +36,6 @@ ROCK = [(42, 100, i / 2) for i in range(8)] + [(36, 100, 0.0), (36, 100, 2.0), (
 def _one_thread():
     with one_thread():
         yield
-
-
-@pytest.fixture(scope="session")
-def model_6_8(tmp_path_factory) -> Path:
-    return trained_6_8(tmp_path_factory)
 
 
 def untrained(path: Path, bars: int = 2) -> Path:

@@ -63,11 +63,6 @@ def trained_6_8(tmp_path_factory) -> Path:
     return _SESSION["6-8"]
 
 
-@pytest.fixture(scope="session")
-def model_6_8(tmp_path_factory) -> Path:
-    return trained_6_8(tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
 def ds_6_8():
     return load_dataset([DATA_6_8])
