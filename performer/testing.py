@@ -655,7 +655,7 @@ class Performer:
             self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=20)
         out = self.output()
-        assert self.proc.returncode == 0, out
+        assert self.proc.returncode == 0, f"exit status {self.proc.returncode} (negative: killed by that signal)\n{out}"
         return out
 
     def __enter__(self) -> Performer:
