@@ -155,6 +155,9 @@ def _unpack(zip_path: Path, folder: Path, official: bool, name: str | None = Non
         members = _members(archive, name)
         try:
             bad = archive.testzip()
+        # What zipfile raises for a user's bad zip: a broken structure (BadZipFile, zlib.error,
+        # EOFError, OSError), a compression method it cannot read (NotImplementedError) or an
+        # encrypted member (RuntimeError): all one sentence about the file, not a bug of ours.
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, RuntimeError) as e:
             raise UserError(f"{name} is damaged and cannot be unpacked ({e})") from None
         if bad is not None:
