@@ -427,6 +427,15 @@ def _loop(step, offset, cls, vel, grid: Grid, kit: Kit, bpm: float, file: str, b
     return Groove(onsets, velocities, offsets, grid, kit, bpm, file, bar), len(step) - len(pick)
 
 
+def _in_cell(tick: int, step: int, steps_per_quarter: int, ticks_per_quarter: int) -> int:
+    """Keep a tick inside its step's cell: an offset near +1 half step rounds to the cell's
+    edge, which reading rounds half up into the next step. A cell spans ticks t with
+    (2 step - 1) tpq <= 2 spq t < (2 step + 1) tpq; integer ceilings keep that exact."""
+    lo = -(-(2 * step - 1) * ticks_per_quarter // (2 * steps_per_quarter))
+    hi = -(-(2 * step + 1) * ticks_per_quarter // (2 * steps_per_quarter)) - 1
+    return tick if hi < lo else min(max(tick, lo), hi)  # a cell narrower than a tick cannot hold it
+
+
 def write_midi(
     grooves: list[Groove],
     path: str | Path,
@@ -451,8 +460,10 @@ def write_midi(
     notes: list[tuple[int, int, int]] = []  # (note, on tick, velocity)
     for i, g in enumerate(grooves):
         for step, inst, vel, offset in g.hits():
-            q = float(grid.position(np.asarray(step + i * grid.steps), np.asarray(offset * microtiming)))
-            notes.append((g.kit.out_notes[inst], max(0, round(q * ticks_per_quarter)), fixed_velocity or vel))
+            at = step + i * grid.steps
+            q = float(grid.position(np.asarray(at), np.asarray(offset * microtiming)))
+            tick = _in_cell(round(q * ticks_per_quarter), at, grid.steps_per_quarter, ticks_per_quarter)
+            notes.append((g.kit.out_notes[inst], max(0, tick), fixed_velocity or vel))
     notes.sort()
     events: list[tuple[int, int, mido.Message]] = []  # (tick, order, msg): note-offs sort before note-ons
     for j, (note, on, vel) in enumerate(notes):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rvae.grid import Grid, parse_time_signature
+from rvae.groove import Groove
 from rvae.kit import KITS, DrumClass, Kit, load_kit
 from rvae.midi_io import read_midi, write_midi
 
@@ -422,3 +423,18 @@ def test_midi_groove_midi_round_trip(make_midi, tmp_path, ts, bars):
     assert len(got) == len(want)
     for (t0, n0, v0), (t1, n1, v1) in zip(want, got, strict=True):
         assert n1 == n0 and abs(t1 - t0) <= 1 and abs(v1 - v0) <= 1, (t0, n0, v0, t1, n1, v1)
+
+
+@pytest.mark.parametrize("tpq", [480, 96, 24])
+def test_write_midi_keeps_offsets_near_the_cell_edge_on_their_step(tmp_path, tpq):
+    # A decoder's offsets reach the edge of the cell (|offset| near 1 half step): written at
+    # any resolution, each hit must read back on its own step, not the next one.
+    grid = Grid((4, 4), bars=1)
+    steps = [0, 5, 24, 37, 50, 71, 90]
+    onsets, velocities, offsets = (np.zeros((len(DEFAULT.names), grid.steps), np.float32) for _ in range(3))
+    onsets[0, steps] = 1
+    velocities[0, steps] = 0.8
+    offsets[0, steps] = [0.95, 0.99, -1.0, -0.96, 0.999, 0.5, -0.5]
+    groove = Groove(onsets, velocities, offsets, grid, DEFAULT)
+    back = read_midi(write_midi([groove], tmp_path / "edge.mid", ticks_per_quarter=tpq), grid, DEFAULT)
+    assert [s for s, *_ in back.loops[0].hits()] == steps
