@@ -94,6 +94,14 @@ class PerformConfig:
     )
     cc_x: int | None = field(default=None, metadata=_option("MIDI CC number moving the cursor's x (default: none)"))
     cc_y: int | None = field(default=None, metadata=_option("MIDI CC number moving the cursor's y (default: none)"))
+    cc_density: int | None = field(
+        default=None,
+        metadata=_option(
+            "first of nine MIDI CC numbers setting the density of instruments 1-9, 64 = the model's own "
+            "(default: none)",
+            metavar="FIRST",
+        ),
+    )
     record: str | None = field(
         default=None,
         metadata=_option(
@@ -135,6 +143,15 @@ class PerformConfig:
                 raise UserError(f"{flag} {cc}: MIDI controller numbers are 0 to 127")
         if self.cc_x is not None and self.cc_x == self.cc_y:
             raise UserError(f"--cc-x and --cc-y are both {self.cc_x}: give each axis its own controller")
+        if self.cc_density is not None:
+            first, last = self.cc_density, self.cc_density + control.DENSITY_CCS - 1
+            if not 0 <= first <= 127 - control.DENSITY_CCS + 1:
+                raise UserError(
+                    f"--cc-density {first}: nine controllers from it must lie in 0 to 127 (choose 0 to 119)"
+                )
+            for flag, cc in (("--cc-x", self.cc_x), ("--cc-y", self.cc_y)):
+                if cc is not None and first <= cc <= last:
+                    raise UserError(f"--cc-density {first} takes controllers {first} to {last}, and {flag} is {cc}")
 
 
 class Performance:
@@ -229,7 +246,7 @@ class Performance:
                 self._on_exit(preview.close)
                 outputs.append(preview)
         if cfg.record:
-            self.recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature)
+            self.recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature, instruments=len(ckpt.kit))
             outputs.append(self.recording)
             self._on_exit(self._save_recording)  # after the clock thread's last note-offs
         follower = MidiClockFollower() if cfg.clock == "midi" else None
@@ -246,7 +263,8 @@ class Performance:
             send_clock=cfg.send_clock,
             ports=port_text,
         )
-        cc = control.CCMap(cfg.cc_x, cfg.cc_y) if cfg.cc_x is not None or cfg.cc_y is not None else None
+        wanted = (cfg.cc_x, cfg.cc_y, cfg.cc_density)
+        cc = control.CCMap(cfg.cc_x, cfg.cc_y, cc_density=cfg.cc_density) if wanted != (None,) * 3 else None
         if follower is not None or cc is not None or cfg.midi_in:
 
             def on_input(msg, stamp) -> None:  # rtmidi's thread: only queue and write values
@@ -310,9 +328,10 @@ class Performance:
 
     def _follow_cursor(self) -> None:
         """On the main thread, each frame or console tick: the cursor to the recording and OSC out."""
-        z = self.controls.get().z
+        st = self.controls.get()
+        z = st.z
         if self.recording is not None:
-            self.recording.move(z, self.player.view.beat)
+            self.recording.move(z, self.player.view.beat, st.density)
             self.recording.tempo(self.player.view.bpm)  # set, or followed
         if self.cursor_out is not None:
             self.cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message

@@ -12,6 +12,7 @@ OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its out
 ``/rvae/threshold t``       0..1, clamped (a fader's overshoot is not an error)
 ``/rvae/noise n``           n >= 0 latent units; negative is rejected
 ``/rvae/mute i [on]``       kit class i, from 1 as keys 1-9 and --mute: one argument toggles, a second 0/1 sets
+``/rvae/density i d``       kit class i (from 1) plays denser (d > 0) or sparser (d < 0), -1..1; 0 = the model's own
 ``/rvae/start``             run (internal clock)
 ``/rvae/stop``              stop
 ``/rvae/panic``             note-offs and All Notes Off now
@@ -30,7 +31,8 @@ unknown address are ignored and logged once per address: a sender that repeats a
 OSC out (``OscCursorOut``, to Wekinator's input port 6448): ``/wek/inputs x y``, the inverse
 of ``/wek/outputs``, so a gesture model can be trained against where the cursor is.
 
-MIDI CC in (``CCMap``): two controllers move the cursor's x and y.
+MIDI CC in (``CCMap``): two controllers move the cursor's x and y; nine consecutive ones
+(``cc_density``, the first) set the density of instruments 1-9, 64 = the model's own.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ from rvae.errors import UserError
 from rvae.latent import MAP_EXTENT
 
 __all__ = [
+    "DENSITY_CCS",
+    "DENSITY_RANGE",
     "TEMPO_RANGE",
     "VELOCITY_MODES",
     "CCMap",
@@ -69,6 +73,8 @@ logger = logging.getLogger(__name__)
 
 VELOCITY_MODES = ("decoded", "fixed")
 TEMPO_RANGE = (20.0, 300.0)  # BPM the internal clock takes: --bpm, /rvae/tempo and the keys
+DENSITY_RANGE = (-1.0, 1.0)  # an instrument's density offset; 0 = the model's own threshold
+DENSITY_CCS = 9  # --cc-density FIRST: controllers FIRST..FIRST+8 for instruments 1-9
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class ControlState:
     fixed_velocity: int = 100
     microtiming: float = 1.0  # 0 = exactly on the grid, 1 = as decoded
     mutes: frozenset[int] = field(default_factory=frozenset)  # kit classes silenced
+    density: tuple[float, ...] = ()  # per kit class, -1..1 (decoder.instrument_thresholds); missing = 0
     swap: str = "bar"  # when a new pattern takes over: tick, beat or bar
     bpm: float = 120.0  # internal clock tempo
     running: bool = True  # start / stop
@@ -125,6 +132,16 @@ class Controls:
         with self._lock:
             mutes = self._state.mutes | {instrument} if on else self._state.mutes - {instrument}
             self._state = dataclasses.replace(self._state, mutes=frozenset(mutes))
+            self.version += 1
+            return self._state
+
+    def set_density(self, instrument: int, value: float) -> ControlState:
+        """Set one kit class's density offset (-1..1), keeping the others."""
+        with self._lock:
+            d = list(self._state.density)
+            d += [0.0] * (instrument + 1 - len(d))
+            d[instrument] = float(value)
+            self._state = dataclasses.replace(self._state, density=tuple(d))
             self.version += 1
             return self._state
 
@@ -295,6 +312,7 @@ class OscServer:
             "/rvae/threshold": self._threshold,
             "/rvae/noise": self._noise,
             "/rvae/mute": self._mute,
+            "/rvae/density": self._density,
             "/rvae/start": self._start,
             "/rvae/stop": self._stop,
             "/rvae/panic": self._panic,
@@ -418,12 +436,17 @@ class OscServer:
             raise _Malformed(f"noise must be >= 0, got {n}")
         self.controls.update(noise=n)
 
-    def _mute(self, *args: Any) -> None:
-        _arity(args, 1, 2)
-        i = _integer(args[0]) - 1  # counted from 1, as the keys and --mute count
+    def _instrument(self, v: Any) -> int:
+        """An instrument counted from 1, as the keys and --mute count -> its kit class."""
+        i = _integer(v) - 1
         if i < 0 or (self.instruments is not None and i >= self.instruments):
             top = "" if self.instruments is None else f"..{self.instruments}"
             raise _Malformed(f"instrument must be 1{top}, got {i + 1}")
+        return i
+
+    def _mute(self, *args: Any) -> None:
+        _arity(args, 1, 2)
+        i = self._instrument(args[0])
         if len(args) == 1:
             self.controls.toggle_mute(i)
             return
@@ -435,6 +458,14 @@ class OscServer:
         if v not in (0.0, 1.0):
             raise _Malformed(f"mute state must be 0 or 1, got {on!r}")
         self.controls.set_mute(i, v == 1.0)
+
+    def _density(self, *args: Any) -> None:
+        _arity(args, 2)
+        i, d = self._instrument(args[0]), _number(args[1])
+        lo, hi = DENSITY_RANGE
+        if not lo <= d <= hi:
+            raise _Malformed(f"density must be {lo:g}..{hi:g}, got {d:g}")
+        self.controls.set_density(i, d)
 
     def _start(self, *args: Any) -> None:
         if _pressed(args):
@@ -558,7 +589,9 @@ class OscCursorOut:
 @dataclass(frozen=True)
 class CCMap:
     """Two MIDI controllers move the cursor: CC value 0..127 -> -extent..+extent on its axis
-    (127 = right / top), keeping the other axis. ``channel`` None listens on every channel.
+    (127 = right / top), keeping the other axis. Nine consecutive controllers from
+    ``cc_density`` set the density of instruments 1-9: 0 -> -1, 64 -> 0 (the model's own, a
+    knob's centre detent), 127 -> +1. ``channel`` None listens on every channel.
 
     ``handle`` runs on the rtmidi input callback thread: it only writes into ``controls``.
     Note that 64 is not the exact centre (a 7-bit controller has none): it maps to +extent/127.
@@ -568,6 +601,7 @@ class CCMap:
     cc_y: int | None
     channel: int | None = None  # 0..15 as mido counts, None = any
     extent: float = MAP_EXTENT
+    cc_density: int | None = None  # the first of DENSITY_CCS controllers, instrument 1's
 
     def __post_init__(self) -> None:
         for name in ("cc_x", "cc_y"):
@@ -576,14 +610,27 @@ class CCMap:
                 raise ValueError(f"{name} must be a MIDI controller number 0..127, not {cc!r}")
         if self.cc_x is not None and self.cc_x == self.cc_y:
             raise ValueError(f"cc_x and cc_y are both controller {self.cc_x}: give each axis its own")
+        first = self.cc_density
+        if first is not None:
+            if not (isinstance(first, int) and not isinstance(first, bool) and 0 <= first <= 128 - DENSITY_CCS):
+                raise ValueError(f"cc_density must be 0..{128 - DENSITY_CCS} (nine controllers from it), not {first!r}")
+            taken = [cc for cc in (self.cc_x, self.cc_y) if cc is not None and first <= cc < first + DENSITY_CCS]
+            if taken:
+                raise ValueError(
+                    f"cc_density {first}..{first + DENSITY_CCS - 1} includes controller {taken[0]}, a cursor axis's"
+                )
         if self.channel is not None and not (isinstance(self.channel, int) and 0 <= self.channel <= 15):
             raise ValueError(f"channel must be 0..15 (mido counts from 0) or None for any, not {self.channel!r}")
         object.__setattr__(self, "extent", _check_extent(self.extent))
 
     def handle(self, msg: mido.Message, controls: Controls) -> bool:
-        """Move the cursor if ``msg`` is one of our controllers; True if it was."""
+        """Move the cursor or set a density if ``msg`` is one of our controllers; True if it was."""
         if msg.type != "control_change" or (self.channel is not None and msg.channel != self.channel):
             return False
+        if self.cc_density is not None and 0 <= msg.control - self.cc_density < DENSITY_CCS:
+            v = msg.value - 64
+            controls.set_density(msg.control - self.cc_density, v / 63.0 if v > 0 else v / 64.0)
+            return True
         if msg.control == self.cc_x:
             axis = 0
         elif msg.control == self.cc_y:

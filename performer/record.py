@@ -4,7 +4,8 @@
 every message it sends, and it only appends (time, message) to a list. ``save`` writes, atomically, a MIDI
 file at the performance's tempo — set or followed, with its changes (``tempo``) — (notes
 where they actually left, clock messages dropped)
-and, beside it, ``NAME.cursor.csv``: time, beat and z of every cursor move, so that a
+and, beside it, ``NAME.cursor.csv``: time, beat, z and the instruments' densities
+(``density1``... as keys 1-9 count, 0 = the model's own) at every move of either, so that a
 performance can be reviewed and replayed (``rvae generate --z`` at any row).
 """
 
@@ -27,12 +28,20 @@ class Recording:
     lead = 0.0  # it notes when each message left
     lost = False
 
-    def __init__(self, path: str | Path, bpm: float, time_signature: tuple[int, int], now=time.perf_counter) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        bpm: float,
+        time_signature: tuple[int, int],
+        now=time.perf_counter,
+        instruments: int = 0,
+    ) -> None:
         self.path = Path(path)
+        self.instruments = instruments  # density columns in the cursor file
         self.bpm, self.time_signature, self.now = bpm, time_signature, now
         self.t0: float | None = None
         self.events: list[tuple[float, mido.Message]] = []
-        self.cursor: list[tuple[float, float, tuple[float, ...]]] = []  # (time, beat, z)
+        self.cursor: list[tuple[float, float, tuple[float, ...], tuple[float, ...]]] = []  # (time, beat, z, density)
         self.tempi: list[tuple[float, float]] = []  # (time, bpm) where the tempo moved
 
     def send(self, msg: mido.Message) -> None:
@@ -50,12 +59,14 @@ class Recording:
     def close(self) -> None:
         """Nothing to release: ``save`` writes the files."""
 
-    def move(self, z: tuple[float, ...], beat: float) -> None:
+    def move(self, z: tuple[float, ...], beat: float, density: tuple[float, ...] = ()) -> None:
+        """Where the cursor is and each instrument's density (missing = 0): a row if either moved."""
         t = self.now()
         if self.t0 is None:
             self.t0 = t
-        if not self.cursor or self.cursor[-1][2] != tuple(z):
-            self.cursor.append((t, beat, tuple(z)))
+        d = (tuple(density) + (0.0,) * self.instruments)[: self.instruments]
+        if not self.cursor or self.cursor[-1][2:] != (tuple(z), d):
+            self.cursor.append((t, beat, tuple(z), d))
 
     def tempo(self, bpm: float) -> None:
         """The clock's tempo now (the app passes it as the cursor's); a followed clock's
@@ -95,9 +106,12 @@ class Recording:
         def write_csv(tmp: str) -> None:
             with open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["seconds", "beat", *(f"z{i}" for i in range(len(self.cursor[0][2]) if self.cursor else 2))])
-                for t, beat, z in self.cursor:
-                    w.writerow([f"{t - t0:.4f}", f"{beat:.4f}", *(f"{v:.4f}" for v in z)])
+                zs = range(len(self.cursor[0][2]) if self.cursor else 2)
+                w.writerow(
+                    ["seconds", "beat", *(f"z{i}" for i in zs), *(f"density{i + 1}" for i in range(self.instruments))]
+                )
+                for t, beat, z, d in self.cursor:
+                    w.writerow([f"{t - t0:.4f}", f"{beat:.4f}", *(f"{v:.4f}" for v in (*z, *d))])
 
         write_atomic(side, write_csv)
         return self.path, side

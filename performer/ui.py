@@ -10,7 +10,9 @@ text when it changes. So a frame is a few blits and one line for the playhead, a
 main thread holds the GIL for as little as possible (see DESIGN.md, "Realtime rules").
 
 Keys: mouse drag on the map or arrows (shift: coarse) move the cursor; 1-9 mute
-instruments 1-9; space start/stop; + / - threshold; [ / ] noise; m microtiming 0/50/100%;
+instruments 1-9; shift + 1-9 selects an instrument's density, which + / - then change
+(shift + the same number or Escape: back to the threshold); space start/stop; + / -
+threshold; [ / ] noise; m microtiming 0/50/100%;
 v velocity fixed/decoded; s swap tick/beat/bar; , / . tempo -/+1 (shift: 10);
 p or shift+Escape panic; q or closing the window quits.
 
@@ -35,7 +37,7 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before the import, which prints otherwise
 import pygame
 
-from performer.control import TEMPO_RANGE, Controls, ControlState
+from performer.control import DENSITY_RANGE, TEMPO_RANGE, Controls, ControlState
 from performer.sequencer import SWAP_MODES, Pattern, PlayerView, bar_beat, shift
 from rvae.checkpoint import Checkpoint
 from rvae.files import save_surface
@@ -71,6 +73,7 @@ FRAME_HISTORY = 600  # frame times kept (10 s at 60 fps), for benchmarks
 Z_FINE, Z_COARSE = 0.05, 0.25
 THRESHOLD_STEP, THRESHOLD_RANGE = 0.05, (0.05, 0.95)  # 0 or 1 would mean every step or none
 NOISE_STEP, NOISE_RANGE = 0.05, (0.0, 1.0)
+DENSITY_STEP = 0.1  # twenty presses from -1 to 1
 MICROTIMING_CYCLE = (0.0, 0.5, 1.0)
 
 BG = (14, 14, 17)
@@ -85,12 +88,13 @@ GRID_LINE = {0: (32, 32, 38), 1: (48, 48, 56), 2: (78, 78, 90), 3: (140, 140, 15
 PAD = 12
 LINE = 22  # status line height
 HEADER = 22  # pattern header: meter and counts
-NAME_W = 112  # instrument names column
+NAME_W = 128  # instrument names column, and each one's density
 ROW_MAX = 40  # tallest instrument row
 MIN_SIDE_PANEL = 260  # narrower than this and the pattern goes under the map
 HELP = (  # (keys, what they do), drawn as two columns
     ("drag, arrows", "move the cursor (shift: coarse)"),
     ("1-9", "mute instrument"),
+    ("shift+1-9", "density: + / - (Esc: threshold)"),
     ("space", "start / stop"),
     ("+ / -", "threshold"),
     ("[ / ]", "noise"),
@@ -260,14 +264,22 @@ class Renderer:
             surf = self._text[key] = (self.small if small else self.font).render(s, True, colour)
         return surf
 
-    def draw(self, surface: pygame.Surface, state: ControlState, view: PlayerView, map_surface: pygame.Surface) -> None:
+    def draw(
+        self,
+        surface: pygame.Surface,
+        state: ControlState,
+        view: PlayerView,
+        map_surface: pygame.Surface,
+        selected: int | None = None,
+    ) -> None:
+        """One frame; ``selected``: the instrument whose density + / - change, if any."""
         lay = layout(surface.get_size(), len(self.names))
         surface.fill(BG)
         self._draw_map(surface, lay.map, map_surface, state, view)
-        self._draw_pattern(surface, lay.pattern, state, view)
+        self._draw_pattern(surface, lay.pattern, state, view, selected)
         if lay.help is not None:
             self._draw_help(surface, lay.help)
-        self._draw_status(surface, lay.status, state, view)
+        self._draw_status(surface, lay.status, state, view, selected)
 
     def _draw_map(self, surface, rect, map_surface, state, view) -> None:
         key = (id(map_surface), rect.size)
@@ -289,13 +301,15 @@ class Renderer:
         pygame.draw.circle(surface, (0, 0, 0), (cx, cy), 6)
         pygame.draw.circle(surface, CURSOR_COLOUR, (cx, cy), 4)
 
-    def _draw_pattern(self, surface, rect, state, view) -> None:
+    def _draw_pattern(self, surface, rect, state, view, selected) -> None:
         p = view.pattern
         grid = p.grid if p is not None else self.ckpt.grid
         key = (
             id(p),
             p.serial if p else -1,
             state.mutes,
+            state.density,
+            selected,
             state.microtiming,
             state.velocity,
             state.fixed_velocity,
@@ -303,7 +317,7 @@ class Renderer:
         )
         if key != self._pattern_key or self._pattern_layer is None:
             layer = pygame.Surface(rect.size)
-            self._paint_pattern(layer, p, grid, state)
+            self._paint_pattern(layer, p, grid, state, selected)
             self._pattern_layer = layer.convert() if pygame.display.get_surface() is not None else layer
             self._pattern_key = key
             self._pattern_ref = p  # keeps id(p) from being reused while cached
@@ -313,8 +327,11 @@ class Renderer:
         x = geo.x((view.beat % loop) * grid.steps_per_quarter)
         pygame.draw.line(surface, PLAYHEAD, (x, rect.top + HEADER - 4), (x, rect.bottom - 1), 2)
 
-    def _paint_pattern(self, layer: pygame.Surface, p: Pattern | None, grid: Grid, state: ControlState) -> None:
-        """The pattern, without the playhead, on a surface of the pattern rectangle's size."""
+    def _paint_pattern(
+        self, layer: pygame.Surface, p: Pattern | None, grid: Grid, state: ControlState, selected: int | None = None
+    ) -> None:
+        """The pattern, without the playhead, on a surface of the pattern rectangle's size;
+        each row's density beside its name when it is not the model's own, or selected."""
         layer.fill(PANEL)
         n = len(self.names)
         geo = _Steps(layer.get_rect(), grid.steps, n)
@@ -329,6 +346,12 @@ class Renderer:
             label = f"{i + 1} {name}" if i < 9 else name
             layer.fill(colour, (6, top + (bottom - top) // 2 - 4, 8, 8))
             layer.blit(self.text(label, colour, small=True), (20, top + (bottom - top) // 2 - 6))
+            d = state.density[i] if i < len(state.density) else 0.0
+            if d or i == selected:
+                text = self.text(f"{d:+.1f}", TEXT if i == selected else colour, small=True)
+                layer.blit(text, (NAME_W - 6 - text.get_width(), top + (bottom - top) // 2 - 6))
+            if i == selected:
+                pygame.draw.rect(layer, TEXT, (2, top + 1, NAME_W - 4, max(2, bottom - top - 2)), 1)
         for step, level, count in grid_lines(grid):
             x = geo.x(step)
             layer.fill(GRID_LINE[level], (x, HEADER - 2, 1, layer.get_height() - HEADER + 2))
@@ -378,7 +401,7 @@ class Renderer:
             self._help_layer, self._help_key = layer, key
         surface.blit(self._help_layer, rect)
 
-    def _draw_status(self, surface, rect, state, view) -> None:
+    def _draw_status(self, surface, rect, state, view, selected=None) -> None:
         grid = view.pattern.grid if view.pattern is not None else self.ckpt.grid
         bar, unit = bar_beat(view.beat, grid)
         playing = [f"{view.bpm:.1f} BPM", f"{view.clock} clock, {view.state}", f"bar {bar}:{unit}"]
@@ -388,8 +411,11 @@ class Renderer:
             playing.append(f"late events {view.late_events}, missed ticks {view.missed_ticks}")
         mutes = ", ".join(f"{i + 1} {self.names[i]}" for i in sorted(state.mutes) if i < len(self.names)) or "none"
         vel = f"fixed {state.fixed_velocity}" if state.velocity == "fixed" else state.velocity
+        densities = ", ".join(
+            f"{i + 1} {d:+.1f}" for i, d in enumerate(state.density[: len(self.names)]) if d or i == selected
+        )
         controls = [
-            f"threshold {state.threshold:.2f}",
+            f"threshold {state.threshold:.2f}" + (f"  density {densities}" if densities else ""),
             f"swap {state.swap}",
             f"mutes {mutes}",
             f"microtiming {round(state.microtiming * 100)}%",
@@ -463,6 +489,7 @@ class Window:
         self.map_redraws = 0  # pictures drawn since the first, for tests and benchmarks
         self.size: tuple[int, int] = (1100, 720)  # of the surface drawn last: mouse positions refer to it
         self._dragging = False
+        self.selected: int | None = None  # the instrument whose density + / - change; None: the threshold
         self.frame_times: deque[float] = deque(maxlen=FRAME_HISTORY)  # seconds of work per frame
 
     def handle(self, events: list[pygame.event.Event]) -> bool:
@@ -502,6 +529,19 @@ class Window:
                 round(_clamp(v + dv * d, (-MAP_EXTENT, MAP_EXTENT)), 4) for v, dv in zip(s.z, (dx, dy), strict=True)
             )
             c.update(z=z)
+        elif shift and pygame.K_1 <= key <= pygame.K_9:
+            i = key - pygame.K_1
+            if i < self.instruments:
+                self.selected = None if self.selected == i else i
+        elif key == pygame.K_ESCAPE and not shift and self.selected is not None:  # shift+Esc stays panic
+            self.selected = None
+        elif self.selected is not None and (
+            key in (pygame.K_PLUS, pygame.K_EQUALS, pygame.K_KP_PLUS, pygame.K_MINUS, pygame.K_KP_MINUS)
+            or char in ("+", "-")
+        ):
+            sign = -1 if key in (pygame.K_MINUS, pygame.K_KP_MINUS) or char == "-" else 1
+            d = s.density[self.selected] if self.selected < len(s.density) else 0.0
+            c.set_density(self.selected, round(_clamp(d + sign * DENSITY_STEP, DENSITY_RANGE), 2))
         elif pygame.K_1 <= key <= pygame.K_9 or (char and char in "123456789"):
             i = key - pygame.K_1 if pygame.K_1 <= key <= pygame.K_9 else int(char) - 1
             if i < self.instruments:
@@ -553,7 +593,7 @@ class Window:
     def draw(self, surface: pygame.Surface) -> None:
         """Render the current snapshots; writes nothing."""
         self.size = surface.get_size()
-        self.renderer.draw(surface, self.controls.get(), self.view(), self.map_surface)
+        self.renderer.draw(surface, self.controls.get(), self.view(), self.map_surface, self.selected)
 
     def frame(self, surface: pygame.Surface, events: list[pygame.event.Event]) -> bool:
         """One frame's work: events, map, drawing. False when the window should close."""

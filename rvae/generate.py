@@ -19,8 +19,9 @@ from rvae.latent import decode_probs, encode
 __all__ = ["decode", "decode_all", "interpolate", "to_groove"]
 
 
-def to_groove(ckpt: Checkpoint, probs: np.ndarray, threshold: float = 0.5, bpm: float = 120.0) -> Groove:
-    """One decoded (3, instruments, steps) array -> a Groove, onsets where probability >= threshold."""
+def to_groove(ckpt: Checkpoint, probs: np.ndarray, threshold: float | np.ndarray = 0.5, bpm: float = 120.0) -> Groove:
+    """One decoded (3, instruments, steps) array -> a Groove, onsets where probability >= threshold
+    (one for all, or one per instrument: an (instruments, 1) array)."""
     on = (probs[0] >= threshold).astype(np.float32)
     return Groove(on, probs[1] * on, probs[2] * on, ckpt.grid, ckpt.kit, bpm)
 

@@ -79,6 +79,8 @@ def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.
         ("/rvae/threshold", 0.25, {"threshold": 0.25}),
         ("/rvae/threshold", 1.5, {"threshold": 1.0}),  # a fader's overshoot: clamped
         ("/rvae/noise", 0.5, {"noise": 0.5}),
+        ("/rvae/density", [3, 0.5], {"density": (0.0, 0.0, 0.5)}),  # counted from 1, as mute
+        ("/rvae/density", [1.0, -1.0], {"density": (-1.0,)}),
         ("/rvae/tempo", 174, {"bpm": 174.0}),
         ("/rvae/tempo", 90.5, {"bpm": 90.5}),
         ("/rvae/microtiming", 50, {"microtiming": 0.5}),
@@ -179,6 +181,10 @@ def test_bundle_with_a_future_time_tag_is_applied_now(controls, client):
         ("/rvae/mute", 1.5),
         ("/rvae/mute", [1, 2]),
         ("/rvae/mute", [1, "on"]),
+        ("/rvae/density", 1),  # which instrument and how much
+        ("/rvae/density", [0, 0.5]),
+        ("/rvae/density", [1, 1.5]),  # outside -1..1 is refused
+        ("/rvae/density", [1, "dense"]),
         ("/rvae/start", [1, 2]),
         ("/rvae/stop", "now"),
         ("/rvae/panic", [1.0, 1.0]),
@@ -227,12 +233,14 @@ def test_garbage_datagrams_do_not_stop_the_server(controls, server, client):
     sync(client, controls)
 
 
-def test_out_of_range_mute_with_a_known_kit_size(controls):
+def test_out_of_range_mute_and_density_with_a_known_kit_size(controls):
     with OscServer(controls, port=0, instruments=4) as srv:
         c = SimpleUDPClient("127.0.0.1", srv.port)
         c.send_message("/rvae/mute", 5)  # a 4-class kit has 1..4
+        c.send_message("/rvae/density", [5, 0.5])
         c.send_message("/rvae/mute", 4)
-        wait_for(lambda: controls.get().mutes == {3})
+        c.send_message("/rvae/density", [4, 0.25])
+        wait_for(lambda: controls.get().mutes == {3} and controls.get().density == (0.0, 0.0, 0.0, 0.25))
         c.close()
 
 
@@ -427,10 +435,25 @@ def test_cc_map_channel_extent_and_a_single_axis():
     assert not CCMap(None, None).handle(cc(1, 0), controls)
 
 
+def test_cc_density_sets_nine_instruments_with_64_at_the_models_own():
+    controls = Controls()
+    m = CCMap(cc_x=16, cc_y=17, cc_density=20)
+    assert m.handle(cc(20, 0), controls) and controls.get().density == (-1.0,)
+    assert m.handle(cc(28, 127), controls) and controls.get().density == (-1.0, *[0.0] * 7, 1.0)
+    assert m.handle(cc(20, 64), controls) and controls.get().density[0] == 0.0  # a knob's centre: the model's own
+    assert m.handle(cc(22, 96), controls) and controls.get().density[2] == pytest.approx(32 / 63)
+    assert m.handle(cc(16, 127), controls) and controls.get().z == (3.0, 0.0)  # the axes still move
+    version = controls.version
+    assert not m.handle(cc(19, 0), controls) and not m.handle(cc(29, 0), controls)  # either side of the nine
+    assert controls.version == version
+
+
 @pytest.mark.parametrize(
     ("args", "why"),
     [
         ((128, 1), "cc_x must be a MIDI controller number 0..127"),
+        ((1, 2, None, 3.0, 120), "cc_density must be 0..119"),
+        ((1, 25, None, 3.0, 20), "cc_density 20..28 includes controller 25"),
         ((1, -1), "cc_y must be"),
         ((1.5, 2), "cc_x must be"),
         ((7, 7), "both controller 7"),
@@ -459,6 +482,7 @@ def test_controls_from_several_threads():
             controls.request_panic()
             controls.set_mute(100 + k, True)
             controls.move_axis(k % 2, float(k))
+            controls.set_density(k, i / n)
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(n_threads)]
     for t in threads:
@@ -466,7 +490,8 @@ def test_controls_from_several_threads():
     for t in threads:
         t.join(5.0)
     st = controls.get()
-    assert controls.version == n_threads * n * 5  # no increment lost
+    assert controls.version == n_threads * n * 6  # no increment lost
+    assert st.density == tuple((n - 1) / n for _ in range(n_threads))  # each thread's last, none lost
     assert st.panic == n_threads * n  # no request lost
     assert st.mutes == {100 + k for k in range(n_threads)}  # no toggle lost
     assert st.z[0] in {float(k) for k in range(0, n_threads, 2)}

@@ -35,6 +35,7 @@ DEFAULTS = {
     "osc_out": None,
     "cc_x": None,
     "cc_y": None,
+    "cc_density": None,
     "record": None,
     "audio": False,
     "seconds": None,
@@ -93,12 +94,19 @@ def test_each_kind_of_option_parses():
         ("channel", 0, "--channel 0: MIDI channels are 1 to 16"),
         ("clock", "link?", "--clock 'link?': choose internal or midi"),
         ("microtiming", 120.0, "--microtiming 120: choose 0 to 100 (percent)"),
+        ("cc_density", 120, "--cc-density 120: nine controllers from it must lie in 0 to 127 (choose 0 to 119)"),
     ],
 )
 def test_the_config_checks_its_own_fields(field, value, sentence):
     with pytest.raises(UserError) as err:
         PerformConfig(**{field: value})
     assert str(err.value) == sentence
+
+
+def test_density_controllers_must_not_take_an_axis():
+    with pytest.raises(UserError) as err:
+        PerformConfig(cc_x=20, cc_y=25, cc_density=21)
+    assert str(err.value) == "--cc-density 21 takes controllers 21 to 29, and --cc-y is 25"
 
 
 def free_port() -> int:

@@ -29,10 +29,10 @@ CKPT_44 = REPO / "checkpoints" / "groove-4-4.pt"
 CKPT_68 = REPO / "checkpoints" / "demo-6-8.pt"
 
 
-def expected(ckpt_path, z) -> dict[int, list[int]]:
+def expected(ckpt_path, z, density=()) -> dict[int, list[int]]:
     """step -> sorted notes of the pattern the performer should play at z."""
     ckpt = load_checkpoint(ckpt_path)
-    p = pattern_for(ckpt, ControlState(z=z, microtiming=0.0), z, 0, 120.0)
+    p = pattern_for(ckpt, ControlState(z=z, microtiming=0.0, density=density), z, 0, 120.0)
     steps: dict[int, list[int]] = {}
     for s, n in zip(p.steps.tolist(), p.notes.tolist(), strict=True):
         steps.setdefault(s, []).append(n)
@@ -268,12 +268,14 @@ def wait_for_output(perf, text: str, timeout: float = 10.0) -> bool:
 def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
     """--cc-x/--cc-y on --midi-in while the performer keeps its own clock: a controller's
     CC 127 on both axes takes the cursor to the top right corner, (+3, +3) at the default
-    extent; the console says so and that corner's pattern plays."""
+    extent; the console says so and that corner's pattern plays. --cc-density 30: CC 31 at 0
+    thins the snare (instrument 2) to its sparsest, CC 32 at 127 fills the hats."""
     a, b = (-2.0, -2.0), (3.0, 3.0)
     pa, loop_steps = expected(CKPT_44, a)
     pb, _ = expected(CKPT_44, b)
-    assert pa != pb
-    cc = ("--midi-in", "perf-cc-in", "--cc-x", "20", "--cc-y", "21")
+    pd, _ = expected(CKPT_44, b, (0.0, -1.0, 1.0))
+    assert pa != pb and pd != pb
+    cc = ("--midi-in", "perf-cc-in", "--cc-x", "20", "--cc-y", "21", "--cc-density", "30")
     with (
         Heard("heard-cc") as rec,
         Performer("perf-cc", CKPT_44, "--bpm", "160", "--z", *map(str, a), *cc) as perf,
@@ -291,6 +293,10 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
         # the console prints a pattern when it takes over (at the next bar at the latest)
         assert wait_for_output(perf, "at z = (+3.00, +3.00)"), perf.output()
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
+        knobs.send(mido.Message("control_change", channel=0, control=31, value=0))
+        knobs.send(mido.Message("control_change", channel=0, control=32, value=127))
+        time.sleep(0.3)  # decoded within milliseconds; a restart plays it from bar 1
+        restart_and_check_first_bar(perf, rec, pd, loop_steps)
         perf.close()  # a clean exit
 
 
@@ -326,6 +332,7 @@ def test_record_writes_what_was_played_and_the_cursor_path(jack_server, tmp_path
     with Performer("perf-rec", CKPT_44, "--bpm", "150", "--record", str(out)) as perf:
         time.sleep(1.0)
         perf.send("/rvae/xy", 1.0, -1.0)
+        perf.send("/rvae/density", 2, -0.5)
         time.sleep(1.0)
         perf.close()
     mid = mido.MidiFile(out)
@@ -338,5 +345,7 @@ def test_record_writes_what_was_played_and_the_cursor_path(jack_server, tmp_path
     assert ons and len(offs) >= len(ons)  # every note ended, plus those of the final silence
     assert not [m for m in msgs if m.type == "clock"]
     rows = (tmp_path / "set.cursor.csv").read_text().splitlines()
-    assert rows[0].startswith("seconds,beat,z0,z1")
-    assert rows[1].endswith("0.0000,0.0000") and rows[-1].endswith("1.0000,-1.0000")
+    density = ",".join(f"density{i}" for i in range(1, 10))  # the bundled 4/4 kit's nine
+    assert rows[0] == f"seconds,beat,z0,z1,{density}"
+    assert rows[1].endswith("0.0000,0.0000," + ",".join(["0.0000"] * 9))
+    assert rows[-1].endswith("1.0000,-1.0000,0.0000,-0.5000," + ",".join(["0.0000"] * 7))

@@ -47,3 +47,23 @@ def test_followed_tempo_and_its_changes_are_written(tmp_path):
             ons.append(tick / mid.ticks_per_beat)
     assert tempos == [(0, 90.2), (pytest.approx(4 * 480, abs=30), 180.0)]
     assert ons == pytest.approx([0, 1, 2, 3, 4, 5], abs=0.02)  # each hit on its beat
+
+
+def test_cursor_file_holds_z_and_each_instruments_density(tmp_path):
+    clock = Clock()
+    rec = Recording(tmp_path / "set.mid", 120.0, (4, 4), now=clock, instruments=3)
+    rec.move((0.0, 0.0), 0.0)
+    clock.t += 0.5
+    rec.move((0.0, 0.0), 1.0)  # nothing moved: no row
+    clock.t += 0.5
+    rec.move((0.0, 0.0), 2.0, (0.0, -0.5))  # a density moved: a row, the missing third at 0
+    clock.t += 0.5
+    rec.move((1.0, -1.0), 3.0, (0.0, -0.5, 0.0))
+    _, side = rec.save()
+    rows = [line.split(",") for line in side.read_text().splitlines()]
+    assert rows[0] == ["seconds", "beat", "z0", "z1", "density1", "density2", "density3"]
+    assert rows[1:] == [
+        ["0.0000", "0.0000", "0.0000", "0.0000", "0.0000", "0.0000", "0.0000"],
+        ["1.0000", "2.0000", "0.0000", "0.0000", "0.0000", "-0.5000", "0.0000"],
+        ["1.5000", "3.0000", "1.0000", "-1.0000", "0.0000", "-0.5000", "0.0000"],
+    ]

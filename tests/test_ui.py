@@ -191,6 +191,45 @@ def test_window_loop_writes_controls_from_keys_and_mouse(models):
     assert not pygame.display.get_init()
 
 
+def test_shift_and_a_number_select_a_density_that_plus_and_minus_change(models):
+    ckpt = models["groove-4-4"]
+    controls, stop = Controls(ControlState(threshold=0.5)), threading.Event()
+    script = {
+        0: [key(pygame.K_3, "#", shift=True), key(pygame.K_EQUALS, "+", shift=True), key(pygame.K_EQUALS, "=")],
+        1: [key(pygame.K_1, "!", shift=True), key(pygame.K_MINUS, "-")],  # another instrument
+        2: [key(pygame.K_1, "!", shift=True), key(pygame.K_MINUS, "-")],  # the same again: back to the threshold
+        3: [key(pygame.K_2, "@", shift=True)] + [key(pygame.K_EQUALS, "+")] * 15,  # held: stops at +1
+        4: [key(pygame.K_ESCAPE), key(pygame.K_EQUALS, "=")],  # Escape: back to the threshold
+        5: [key(pygame.K_4, "$", shift=True), key(pygame.K_ESCAPE, shift=True), key(pygame.K_1, "1")],
+        6: [key(pygame.K_q, "q")],
+    }
+    ui.run_window(ckpt, controls, scripted(ckpt, script, []), stop, fps=200)
+    s = controls.get()
+    assert s.density == (-0.1, 1.0, 0.2)  # instrument 4 selected, never changed
+    assert s.threshold == 0.5  # -0.05 then +0.05
+    assert s.panic == 1 and s.mutes == {0}  # shift+Escape is still panic; 1 alone still mutes
+
+
+def test_a_density_is_shown_beside_its_row(models):
+    ckpt = models["groove-4-4"]
+    lay = ui.layout(SIZE, len(ckpt.kit))
+    top, bottom = ui._Steps(lay.pattern, ckpt.grid.steps, len(ckpt.kit)).row(2)
+    names = pygame.Rect(lay.pattern.left, top, ui.NAME_W, bottom - top)
+    map_surface, view = ui.make_map_surface(ckpt), view_of(ckpt)
+
+    def column(state: ControlState, selected=None) -> bytes:
+        surface = pygame.Surface(SIZE)
+        ui.Renderer(ckpt).draw(surface, state, view, map_surface, selected)
+        return pygame.image.tobytes(surface.subsurface(names), "RGB")
+
+    plain = column(ControlState())
+    assert column(ControlState(density=(0.0, 0.0, 0.0))) == plain  # the model's own: nothing shown
+    assert column(ControlState(density=(0.0, 0.0, 0.5))) != plain
+    assert column(ControlState(density=(0.0, 0.0, 0.5))) != column(ControlState(density=(0.0, 0.0, -0.5)))
+    assert column(ControlState(density=(0.5,))) == plain  # another row's
+    assert column(ControlState(), selected=2) != plain  # selected at 0: shown, framed
+
+
 def test_arrows_move_the_cursor_by_fine_and_coarse_steps(models):
     ckpt = models["demo-6-8"]
     controls, stop = Controls(ControlState(z=(2.9, 0.0))), threading.Event()
