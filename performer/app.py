@@ -25,9 +25,8 @@ from performer.decoder import DecodeWorker
 from performer.ports import Output, OutputPort
 from performer.record import Recording
 from performer.sequencer import SWAP_MODES, Mailbox, Player, PlayerView, Sequencer
-from rvae.checkpoint import load_checkpoint
+from rvae.checkpoint import Checkpoint, load_checkpoint
 from rvae.errors import UserError
-from rvae.latent import MAP_EXTENT
 
 __all__ = ["CLOCKS", "DEFAULT_CHECKPOINT", "PerformConfig", "Performance", "perform"]
 
@@ -69,6 +68,14 @@ class PerformConfig:
         default=True, metadata=_option("with the internal clock, do not send MIDI clock, Start and Stop")
     )
     z: tuple[float, float] = field(default=(0.0, 0.0), metadata=_option("starting cursor", metavar=("X", "Y")))
+    extent: float | None = field(
+        default=None,
+        metadata=_option(
+            "the pad (window, /wek/outputs, CC) spans [-E, E]^2 (default: the model's square, which holds "
+            "its training loops; rvae info shows it)",
+            metavar="E",
+        ),
+    )
     threshold: float = field(default=0.5, metadata=_option("onset probability that makes a hit"))
     noise: float = field(default=0.0, metadata=_option("random jitter of z each bar, in latent units"))
     velocity: str = field(default="decoded", metadata=_option("decoded, or fixed (at 100)", choices=VELOCITY_MODES))
@@ -130,10 +137,9 @@ class PerformConfig:
         if not 0 <= self.microtiming <= 100:
             raise UserError(f"--microtiming {self.microtiming:g}: choose 0 to 100 (percent)")
         if not all(math.isfinite(v) for v in self.z):
-            raise UserError(
-                f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers (the pad spans "
-                f"-{MAP_EXTENT:g}..{MAP_EXTENT:g})"
-            )
+            raise UserError(f"--z {' '.join(f'{v:g}' for v in self.z)}: give finite numbers")
+        if self.extent is not None and not (math.isfinite(self.extent) and self.extent > 0):
+            raise UserError(f"--extent {self.extent:g}: give a distance above 0")
         if not self.gate > 0:
             raise UserError(f"--gate {self.gate:g}: a note must last more than 0 beats")
         if not self.noise >= 0:
@@ -181,11 +187,23 @@ class Performance:
                 bpm=cfg.bpm,
             )
         )
+        self.use_square(self.ckpt)  # and --z held inside it, as /rvae/xy is
         self.stop = threading.Event()  # set: the performance ends
         self._stack = contextlib.ExitStack()
         self.headless = cfg.headless or not self._window_opens()
         self.recording: Recording | None = None
         self.cursor_out: control.OscCursorOut | None = None
+
+    def square_of(self, ckpt: Checkpoint) -> float:
+        """The half-width of the pad's square for ``ckpt``: --extent if given, else the model's own."""
+        return self.cfg.extent if self.cfg.extent is not None else ckpt.extent
+
+    def use_square(self, ckpt: Checkpoint) -> None:
+        """Switch the pad to ``ckpt``'s square (unless --extent fixed it), for a model swapped
+        in while playing: /wek/outputs, /wek/inputs, /rvae/xy, CC, the arrows and the window
+        (which decodes its map afresh) all read it from the controls from their next message
+        or frame on; the cursor stays where it is, moved inside the square if it falls outside."""
+        self.controls.set_extent(self.square_of(ckpt))
 
     def _window_opens(self) -> bool:
         from performer.ui import open_display
@@ -309,6 +327,7 @@ class Performance:
         self.say(
             f"playing {Path(cfg.checkpoint).name} ({ckpt.grid.meter}) on {port_text}, clock {cfg.clock}"
             + (f" at {cfg.bpm:g} BPM" if cfg.clock == "internal" else "")
+            + f"; the pad spans ±{self.controls.get().extent:g}"
             + ("" if self.headless else "; window open")
         )
 
@@ -334,7 +353,7 @@ class Performance:
             self.recording.move(z, self.player.view.beat, st.density)
             self.recording.tempo(self.player.view.bpm)  # set, or followed
         if self.cursor_out is not None:
-            self.cursor_out.send_cursor(z)  # a steady stream, moving or not: Wekinator records per message
+            self.cursor_out.send_cursor(z, st.extent)  # a steady stream, moving or not: Wekinator records per message
 
     def run(self) -> None:
         """The main thread's part, until the performance ends (``stop`` is set, or Ctrl-C)."""

@@ -4,11 +4,16 @@
 (the window, the OSC server thread, the MIDI input callback) only replace values; readers
 (the decode worker, the clock thread, the display) take the snapshot when they need it.
 
+The pad's square, [-extent, extent]^2, is part of the snapshot: everything that maps a
+0..1 or 0..127 range or a pixel onto the latent plane (``/wek/outputs``, ``/wek/inputs``,
+CC, the window and its map, the arrows' and ``/rvae/xy``'s clamps) reads it from there, so
+``Controls.set_extent`` is the one call that moves them all (a model swapped in at runtime).
+
 OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its outputs):
 
 ==========================  =================================================================
-``/wek/outputs x y``        Wekinator outputs, 0..1 each (clamped) -> z in ±extent, y up
-``/rvae/xy x y``            the cursor in latent units, clamped to ±extent
+``/wek/outputs x y``        Wekinator outputs, 0..1 each (clamped) -> z in the pad's square, y up
+``/rvae/xy x y``            the cursor in latent units, clamped to the pad's square
 ``/rvae/threshold t``       0..1, clamped (a fader's overshoot is not an error)
 ``/rvae/noise n``           n >= 0 latent units; negative is rejected
 ``/rvae/mute i [on]``       kit class i, from 1 as keys 1-9 and --mute: one argument toggles, a second 0/1 sets
@@ -87,6 +92,7 @@ class ControlState:
     microtiming: float = 1.0  # 0 = exactly on the grid, 1 = as decoded
     mutes: frozenset[int] = field(default_factory=frozenset)  # kit classes silenced
     density: tuple[float, ...] = ()  # per kit class, -1..1 (decoder.instrument_thresholds); missing = 0
+    extent: float = MAP_EXTENT  # the pad spans [-extent, extent]^2 (the model's ckpt.extent, or --extent)
     swap: str = "bar"  # when a new pattern takes over: tick, beat or bar
     bpm: float = 120.0  # internal clock tempo
     running: bool = True  # start / stop
@@ -142,6 +148,16 @@ class Controls:
             d += [0.0] * (instrument + 1 - len(d))
             d[instrument] = float(value)
             self._state = dataclasses.replace(self._state, density=tuple(d))
+            self.version += 1
+            return self._state
+
+    def set_extent(self, extent: float) -> ControlState:
+        """The pad's new square, [-extent, extent]^2 (a new model's ``ckpt.extent``): the cursor
+        is kept, moved inside the square if it falls outside."""
+        e = _check_extent(extent)
+        with self._lock:
+            z = tuple(_clamp(v, -e, e) for v in self._state.z)
+            self._state = dataclasses.replace(self._state, extent=e, z=(z[0], z[1]))
             self.version += 1
             return self._state
 
@@ -291,13 +307,12 @@ class OscServer:
         controls: Controls,
         host: str = "127.0.0.1",
         port: int = 12000,
-        extent: float = MAP_EXTENT,
         *,
         instruments: int | None = None,
     ) -> None:
         if not (isinstance(port, int) and 0 <= port <= 65535):
             raise UserError(f"OSC port must be 0..65535, not {port!r}")
-        self.controls, self.host, self.extent = controls, host, _check_extent(extent)
+        self.controls, self.host = controls, host
         self.instruments = instruments
         self._requested_port = port
         self._once = _Once()
@@ -416,12 +431,12 @@ class OscServer:
         _arity(args, 2)
         # Wekinator's regression outputs overshoot their training range: clamp to the pad
         x, y = (_clamp(_number(v), 0.0, 1.0) for v in args)
-        e = self.extent
+        e = self.controls.get().extent
         self.controls.update(z=((2.0 * x - 1.0) * e, (2.0 * y - 1.0) * e))  # y = 1 is the top
 
     def _xy(self, *args: Any) -> None:
         _arity(args, 2)
-        e = self.extent
+        e = self.controls.get().extent
         x, y = (_clamp(_number(v), -e, e) for v in args)
         self.controls.update(z=(x, y))
 
@@ -553,7 +568,8 @@ class OscCursorOut:
         self._client = SimpleUDPClient(str(sockaddr[0]), port, family=family)
         self._once = _Once()
 
-    def send_cursor(self, z: tuple[float, float] | Any, extent: float = MAP_EXTENT) -> None:
+    def send_cursor(self, z: tuple[float, float] | Any, extent: float) -> None:
+        """``/wek/inputs``: z in the pad's square [-extent, extent]^2 as 0..1 each."""
         try:
             zx, zy, e = float(z[0]), float(z[1]), float(extent)
             if not (math.isfinite(zx) and math.isfinite(zy) and math.isfinite(e) and e > 0):
@@ -589,7 +605,7 @@ class OscCursorOut:
 @dataclass(frozen=True)
 class CCMap:
     """Two MIDI controllers move the cursor: CC value 0..127 -> -extent..+extent on its axis
-    (127 = right / top), keeping the other axis. Nine consecutive controllers from
+    (127 = right / top; the extent the controls hold), keeping the other axis. Nine consecutive controllers from
     ``cc_density`` set the density of instruments 1-9: 0 -> -1, 64 -> 0 (the model's own, a
     knob's centre detent), 127 -> +1. ``channel`` None listens on every channel.
 
@@ -600,7 +616,6 @@ class CCMap:
     cc_x: int | None
     cc_y: int | None
     channel: int | None = None  # 0..15 as mido counts, None = any
-    extent: float = MAP_EXTENT
     cc_density: int | None = None  # the first of DENSITY_CCS controllers, instrument 1's
 
     def __post_init__(self) -> None:
@@ -621,7 +636,6 @@ class CCMap:
                 )
         if self.channel is not None and not (isinstance(self.channel, int) and 0 <= self.channel <= 15):
             raise ValueError(f"channel must be 0..15 (mido counts from 0) or None for any, not {self.channel!r}")
-        object.__setattr__(self, "extent", _check_extent(self.extent))
 
     def handle(self, msg: mido.Message, controls: Controls) -> bool:
         """Move the cursor or set a density if ``msg`` is one of our controllers; True if it was."""
@@ -637,5 +651,5 @@ class CCMap:
             axis = 1
         else:
             return False
-        controls.move_axis(axis, (msg.value / 127.0 * 2.0 - 1.0) * self.extent)
+        controls.move_axis(axis, (msg.value / 127.0 * 2.0 - 1.0) * controls.get().extent)
         return True

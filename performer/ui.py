@@ -16,6 +16,9 @@ threshold; [ / ] noise; m microtiming 0/50/100%;
 v velocity fixed/decoded; s swap tick/beat/bar; , / . tempo -/+1 (shift: 10);
 p or shift+Escape panic; q or closing the window quits.
 
+The map and the pad show the square the controls hold (``ControlState.extent``: the model's own,
+or --extent), and follow it when it changes.
+
 ``render`` draws one frame onto any surface, so tests and ``screenshot`` need no display.
 """
 
@@ -42,7 +45,7 @@ from performer.sequencer import SWAP_MODES, Pattern, PlayerView, bar_beat, shift
 from rvae.checkpoint import Checkpoint
 from rvae.files import save_surface
 from rvae.grid import Grid
-from rvae.latent import MAP_EXTENT, latent_map
+from rvae.latent import latent_map
 from rvae.picture import instrument_colours, map_image
 
 __all__ = [
@@ -70,7 +73,7 @@ MAP_CACHE = 24  # map pictures kept, by threshold: the keys only ever make 19 di
 FRAME_HISTORY = 600  # frame times kept (10 s at 60 fps), for benchmarks
 
 # Control steps and ranges of the keys
-Z_FINE, Z_COARSE = 0.05, 0.25
+Z_FINE, Z_COARSE = 1 / 60, 1 / 12  # of the square's half-width: a press moves as many pixels on any model
 THRESHOLD_STEP, THRESHOLD_RANGE = 0.05, (0.05, 0.95)  # 0 or 1 would mean every step or none
 NOISE_STEP, NOISE_RANGE = 0.05, (0.0, 1.0)
 DENSITY_STEP = 0.1  # twenty presses from -1 to 1
@@ -112,7 +115,7 @@ HELP = (  # (keys, what they do), drawn as two columns
 
 @dataclass(frozen=True)
 class Layout:
-    map: pygame.Rect  # square, the plane [-MAP_EXTENT, MAP_EXTENT]^2
+    map: pygame.Rect  # square, the pad's square of the plane, [-extent, extent]^2
     pattern: pygame.Rect
     help: pygame.Rect | None  # None when there is no room for it
     status: pygame.Rect
@@ -143,8 +146,9 @@ def layout(size: tuple[int, int], instruments: int) -> Layout:
     return Layout(mp, pattern, None, status)
 
 
-def z_to_pixel(rect: pygame.Rect, z: tuple[float, ...], extent: float = MAP_EXTENT) -> tuple[int, int]:
-    """Latent (x, y), y up, -> the pixel in ``rect``; points outside the plane go to its edge."""
+def z_to_pixel(rect: pygame.Rect, z: tuple[float, ...], extent: float) -> tuple[int, int]:
+    """Latent (x, y), y up, -> the pixel in ``rect``, which shows [-extent, extent]^2; points
+    outside the square go to its edge."""
     x = min(max(float(z[0]), -extent), extent)
     y = min(max(float(z[1]), -extent), extent)
     px = rect.left + round((x + extent) / (2 * extent) * (rect.w - 1))
@@ -152,8 +156,8 @@ def z_to_pixel(rect: pygame.Rect, z: tuple[float, ...], extent: float = MAP_EXTE
     return px, py
 
 
-def pixel_to_z(rect: pygame.Rect, pos: tuple[int, int], extent: float = MAP_EXTENT) -> tuple[float, float]:
-    """Inverse of ``z_to_pixel``, clamped to the plane."""
+def pixel_to_z(rect: pygame.Rect, pos: tuple[int, int], extent: float) -> tuple[float, float]:
+    """Inverse of ``z_to_pixel``, clamped to the square."""
     fx = (pos[0] - rect.left) / max(1, rect.w - 1)
     fy = (pos[1] - rect.top) / max(1, rect.h - 1)
     x = min(max(-extent + 2 * extent * fx, -extent), extent)
@@ -227,13 +231,19 @@ def grid_lines(grid: Grid) -> list[tuple[float, int, int]]:
 
 
 def make_map_surface(
-    ckpt: Checkpoint, threshold: float = 0.5, probs: np.ndarray | None = None, cells: int = MAP_CELLS
+    ckpt: Checkpoint,
+    threshold: float = 0.5,
+    probs: np.ndarray | None = None,
+    cells: int = MAP_CELLS,
+    extent: float | None = None,
 ) -> pygame.Surface:
-    """The picture `rvae map` draws, as a surface. ``probs``: a ``latent_map`` already
-    decoded (it does not depend on the threshold, so the window decodes the plane once)."""
+    """The picture `rvae map` draws, as a surface, over [-extent, extent]^2 (default: the
+    model's own square, ``ckpt.extent``). ``probs``: a ``latent_map`` already decoded over
+    that square (it does not depend on the threshold, so the window decodes the plane once)."""
+    e = ckpt.extent if extent is None else extent
     if probs is None:
-        probs = latent_map(ckpt, cells)
-    img = map_image(ckpt, probs, threshold, MAP_CELL_PX)  # (H, W, 3), rows first: a plain RGB buffer
+        probs = latent_map(ckpt, cells, e)
+    img = map_image(ckpt, probs, threshold, MAP_CELL_PX, e)  # (H, W, 3), rows first: a plain RGB buffer
     return pygame.image.frombuffer(img.tobytes(), (img.shape[1], img.shape[0]), "RGB")
 
 
@@ -292,8 +302,8 @@ class Renderer:
         pygame.draw.rect(surface, DIM, rect.inflate(2, 2), 1)
         p = view.pattern
         if p is not None and len(p.z) >= 2:
-            pygame.draw.circle(surface, PATTERN_Z, z_to_pixel(rect, p.z), 9, 1)
-        cx, cy = z_to_pixel(rect, state.z)
+            pygame.draw.circle(surface, PATTERN_Z, z_to_pixel(rect, p.z, state.extent), 9, 1)
+        cx, cy = z_to_pixel(rect, state.z, state.extent)
         pygame.draw.line(surface, (0, 0, 0), (cx - 12, cy), (cx + 12, cy), 3)
         pygame.draw.line(surface, (0, 0, 0), (cx, cy - 12), (cx, cy + 12), 3)
         pygame.draw.line(surface, CURSOR_COLOUR, (cx - 11, cy), (cx + 11, cy), 1)
@@ -448,7 +458,7 @@ def screenshot(
 ) -> Path:
     """Render one frame to a PNG at ``path``, offscreen (no display is opened)."""
     surface = pygame.Surface(size)
-    render(surface, ckpt, state, view, make_map_surface(ckpt, state.threshold))
+    render(surface, ckpt, state, view, make_map_surface(ckpt, state.threshold, extent=state.extent))
     return save_surface(surface, path)
 
 
@@ -480,13 +490,9 @@ class Window:
         self.view = view
         self.renderer = Renderer(ckpt)
         self.instruments = len(ckpt.kit)
-        # the decoded plane does not depend on the threshold: decode it once (~25 ms of torch)
-        self._probs = latent_map(ckpt, map_cells)
-        self._map_threshold = controls.get().threshold
-        self.map_surface = make_map_surface(ckpt, self._map_threshold, self._probs)
-        self._maps: dict[float, pygame.Surface] = {self._map_threshold: self.map_surface}
-        self._map_time = time.perf_counter()
+        self.map_cells = map_cells
         self.map_redraws = 0  # pictures drawn since the first, for tests and benchmarks
+        self._decode_plane(controls.get().extent, controls.get().threshold)
         self.size: tuple[int, int] = (1100, 720)  # of the surface drawn last: mouse positions refer to it
         self._dragging = False
         self.selected: int | None = None  # the instrument whose density + / - change; None: the threshold
@@ -505,9 +511,9 @@ class Window:
                 rect = layout(self.size, self.instruments).map
                 if rect.collidepoint(e.pos):
                     self._dragging = True
-                    drag_z = pixel_to_z(rect, e.pos)
+                    drag_z = pixel_to_z(rect, e.pos, self.controls.get().extent)
             elif e.type == pygame.MOUSEMOTION and self._dragging:
-                drag_z = pixel_to_z(layout(self.size, self.instruments).map, e.pos)
+                drag_z = pixel_to_z(layout(self.size, self.instruments).map, e.pos, self.controls.get().extent)
             elif e.type == pygame.MOUSEBUTTONUP and e.button == 1:
                 self._dragging = False
         if drag_z is not None:  # one write per frame: the decoder polls and decodes only the newest
@@ -524,10 +530,8 @@ class Window:
             return False
         if key in _ARROWS:
             dx, dy = _ARROWS[key]
-            d = Z_COARSE if shift else Z_FINE
-            z = tuple(
-                round(_clamp(v + dv * d, (-MAP_EXTENT, MAP_EXTENT)), 4) for v, dv in zip(s.z, (dx, dy), strict=True)
-            )
+            d = (Z_COARSE if shift else Z_FINE) * s.extent
+            z = tuple(round(_clamp(v + dv * d, (-s.extent, s.extent)), 4) for v, dv in zip(s.z, (dx, dy), strict=True))
             c.update(z=z)
         elif shift and pygame.K_1 <= key <= pygame.K_9:
             i = key - pygame.K_1
@@ -571,11 +575,27 @@ class Window:
             c.request_panic()
         return True
 
-    def refresh_map(self, threshold: float) -> None:
-        """Show the map picture for a new threshold. Drawing one holds the GIL for ~5 ms
+    def _decode_plane(self, extent: float, threshold: float) -> None:
+        """Decode the square the pad shows (~25 ms of torch) and draw its picture: once per
+        model and square, for the decoded plane does not depend on the threshold."""
+        self._plane = (self.ckpt, extent)
+        self._probs = latent_map(self.ckpt, self.map_cells, extent)
+        self._map_threshold = threshold
+        self.map_surface = make_map_surface(self.ckpt, threshold, self._probs, extent=extent)
+        self._maps: dict[float, pygame.Surface] = {threshold: self.map_surface}
+        self._map_time = time.perf_counter()
+
+    def refresh_map(self, threshold: float, extent: float | None = None) -> None:
+        """Show the map picture for a new threshold, and for a new square or model (``ckpt``
+        replaced) at once. Drawing one holds the GIL for ~5 ms
         (``map_image`` loops over cells in Python), time the clock thread may lose: so
         pictures are kept by threshold, and a new one is drawn at most every MAP_REFRESH
         seconds while the threshold moves; the map catches up once it stops."""
+        e = self._plane[1] if extent is None else extent
+        if (self.ckpt, e) != self._plane:
+            self._decode_plane(e, threshold)
+            self.map_redraws += 1
+            return
         if threshold == self._map_threshold:
             return
         cached = self._maps.get(threshold)
@@ -585,7 +605,7 @@ class Window:
         if cached is None:
             if len(self._maps) >= MAP_CACHE:
                 self._maps.pop(next(iter(self._maps)))  # the oldest
-            cached = self._maps[threshold] = make_map_surface(self.ckpt, threshold, self._probs)
+            cached = self._maps[threshold] = make_map_surface(self.ckpt, threshold, self._probs, extent=e)
             self._map_time = now
             self.map_redraws += 1
         self.map_surface, self._map_threshold = cached, threshold
@@ -599,7 +619,8 @@ class Window:
         """One frame's work: events, map, drawing. False when the window should close."""
         if not self.handle(events):
             return False
-        self.refresh_map(self.controls.get().threshold)
+        st = self.controls.get()
+        self.refresh_map(st.threshold, st.extent)
         self.draw(surface)
         return True
 

@@ -298,20 +298,31 @@ def test_unknown_host_names_host_and_port(controls):
         OscServer(controls, host="no-such-host.invalid").start()
 
 
-@pytest.mark.parametrize("kwargs", [{"port": 70000}, {"port": -1}, {"extent": 0.0}, {"extent": float("nan")}])
+@pytest.mark.parametrize("kwargs", [{"port": 70000}, {"port": -1}])
 def test_bad_constructor_arguments(controls, kwargs):
     with pytest.raises(ValueError):
         OscServer(controls, **kwargs)
 
 
-def test_extent_scales_the_cursor(controls):
-    with OscServer(controls, port=0, extent=2.0) as srv:
+def test_the_controls_square_scales_the_cursor_and_moves_at_runtime():
+    controls = Controls(ControlState(extent=2.0))
+    with OscServer(controls, port=0) as srv:
         c = SimpleUDPClient("127.0.0.1", srv.port)
         c.send_message("/wek/outputs", [1.0, 0.25])
         wait_for(lambda: controls.get().z == (2.0, -1.0))
         c.send_message("/rvae/xy", [-2.5, 1.0])
         wait_for(lambda: controls.get().z == (-2.0, 1.0))
+        controls.set_extent(8.0)  # a model with a larger square swapped in
+        c.send_message("/wek/outputs", [1.0, 0.25])
+        wait_for(lambda: controls.get().z == (8.0, -4.0))
+        c.send_message("/rvae/xy", [-7.5, 9.0])
+        wait_for(lambda: controls.get().z == (-7.5, 8.0))
         c.close()
+    assert controls.set_extent(3.0).z == (-3.0, 3.0)  # a smaller one: the cursor kept inside it
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="extent must be a positive number"):
+            controls.set_extent(bad)
+    assert controls.get().extent == 3.0
 
 
 # --- OSC out -------------------------------------------------------------------------------
@@ -336,7 +347,7 @@ def test_cursor_out_sends_wek_inputs(wekinator):
     port, received = wekinator
     with OscCursorOut("127.0.0.1", port) as out:
         for z in [(0.0, 0.0), (3.0, -3.0), (1.5, 0.75), (9.0, -9.0)]:
-            out.send_cursor(z)
+            out.send_cursor(z, 3.0)
         out.send_cursor((1.0, 1.0), extent=2.0)
         wait_for(lambda: len(received) == 5)
     assert [a for a, _ in received] == ["/wek/inputs"] * 5
@@ -347,7 +358,7 @@ def test_cursor_out_sends_wek_inputs(wekinator):
 def test_cursor_out_is_the_inverse_of_wek_outputs(controls, server, wekinator):
     port, received = wekinator
     with OscCursorOut("localhost", port) as out:
-        out.send_cursor((-1.5, 2.25))
+        out.send_cursor((-1.5, 2.25), 3.0)  # the server's controls: the default square
         wait_for(lambda: len(received) == 1)
     c = SimpleUDPClient("127.0.0.1", server.port)
     c.send_message("/wek/outputs", list(received[0][1]))
@@ -358,13 +369,13 @@ def test_cursor_out_is_the_inverse_of_wek_outputs(controls, server, wekinator):
 def test_cursor_out_never_raises_and_logs_once(caplog):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     out = OscCursorOut("127.0.0.1", 9)
-    out.send_cursor((float("nan"), 0.0))
-    out.send_cursor((float("nan"), 0.0))
+    out.send_cursor((float("nan"), 0.0), 3.0)
+    out.send_cursor((float("nan"), 0.0), 3.0)
     out.send_cursor((0.0, 0.0), extent=0.0)
-    out.send_cursor(None)  # type: ignore[arg-type]
+    out.send_cursor(None, 3.0)  # type: ignore[arg-type]
     out.close()  # now every send fails
     for _ in range(5):
-        out.send_cursor((0.0, 0.0))
+        out.send_cursor((0.0, 0.0), 3.0)
     assert len(warnings_about(caplog, "not sending cursor")) == 1
     assert len(warnings_about(caplog, "cannot send to 127.0.0.1:9")) == 1
     assert len(warnings_about(caplog, "cannot send cursor None")) == 1
@@ -428,8 +439,8 @@ def test_cc_map_moves_one_axis_and_keeps_the_other():
 
 
 def test_cc_map_channel_extent_and_a_single_axis():
-    controls = Controls()
-    m = CCMap(cc_x=None, cc_y=1, channel=9, extent=2.0)
+    controls = Controls(ControlState(extent=2.0))
+    m = CCMap(cc_x=None, cc_y=1, channel=9)
     assert not m.handle(cc(1, 127, channel=0), controls)
     assert m.handle(cc(1, 127, channel=9), controls) and controls.get().z == (0.0, 2.0)
     assert not CCMap(None, None).handle(cc(1, 0), controls)
@@ -452,13 +463,12 @@ def test_cc_density_sets_nine_instruments_with_64_at_the_models_own():
     ("args", "why"),
     [
         ((128, 1), "cc_x must be a MIDI controller number 0..127"),
-        ((1, 2, None, 3.0, 120), "cc_density must be 0..119"),
-        ((1, 25, None, 3.0, 20), "cc_density 20..28 includes controller 25"),
+        ((1, 2, None, 120), "cc_density must be 0..119"),
+        ((1, 25, None, 20), "cc_density 20..28 includes controller 25"),
         ((1, -1), "cc_y must be"),
         ((1.5, 2), "cc_x must be"),
         ((7, 7), "both controller 7"),
         ((1, 2, 16), "channel must be 0..15"),
-        ((1, 2, None, -1.0), "extent must be a positive number"),
     ],
 )
 def test_cc_map_validation(args, why):

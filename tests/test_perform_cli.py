@@ -23,6 +23,7 @@ DEFAULTS = {
     "channel": 10,
     "send_clock": True,
     "z": (0.0, 0.0),
+    "extent": None,
     "threshold": 0.5,
     "noise": 0.0,
     "velocity": "decoded",
@@ -101,6 +102,25 @@ def test_the_config_checks_its_own_fields(field, value, sentence):
     with pytest.raises(UserError) as err:
         PerformConfig(**{field: value})
     assert str(err.value) == sentence
+
+
+def test_the_pad_is_the_models_square_unless_extent_says_otherwise():
+    from performer.app import DEFAULT_CHECKPOINT, Performance
+    from rvae.checkpoint import load_checkpoint
+
+    own = load_checkpoint(DEFAULT_CHECKPOINT).extent
+    assert own > 3  # the bundled 4/4 model's loops reach beyond ±3
+    performance = Performance(PerformConfig(headless=True, z=(20.0, -1.0)), say=print)
+    assert performance.controls.get().extent == own and performance.controls.get().z == (own, -1.0)
+    other = load_checkpoint(DEFAULT_CHECKPOINT.parent / "demo-6-8.pt")
+    performance.use_square(other)  # a model swapped in while playing
+    assert performance.controls.get().extent == other.extent != own
+    fixed = Performance(PerformConfig(headless=True, extent=2.5), say=print)
+    assert fixed.controls.get().extent == 2.5
+    fixed.use_square(load_checkpoint(DEFAULT_CHECKPOINT))  # a model swapped in: --extent still holds
+    assert fixed.controls.get().extent == 2.5
+    with pytest.raises(UserError, match="--extent 0: give a distance above 0"):
+        PerformConfig(extent=0.0)
 
 
 def test_density_controllers_must_not_take_an_axis():

@@ -44,12 +44,14 @@ def pixel(surface: pygame.Surface, xy) -> tuple[int, int, int]:
 
 def test_z_maps_to_the_map_with_y_up():
     rect = pygame.Rect(10, 20, 601, 601)
-    assert ui.z_to_pixel(rect, (0, 0)) == (310, 320)
-    assert ui.z_to_pixel(rect, (-3, 3)) == (10, 20)  # top left
-    assert ui.z_to_pixel(rect, (3, -3)) == (610, 620)
-    assert ui.z_to_pixel(rect, (9, -9)) == (610, 620)  # outside: at the edge
-    assert ui.pixel_to_z(rect, (310, 20)) == (0.0, 3.0)
-    assert ui.pixel_to_z(rect, (0, 1000)) == (-3.0, -3.0)
+    assert ui.z_to_pixel(rect, (0, 0), 3.0) == (310, 320)
+    assert ui.z_to_pixel(rect, (-3, 3), 3.0) == (10, 20)  # top left
+    assert ui.z_to_pixel(rect, (3, -3), 3.0) == (610, 620)
+    assert ui.z_to_pixel(rect, (9, -9), 3.0) == (610, 620)  # outside: at the edge
+    assert ui.z_to_pixel(rect, (8, 4), 8.0) == (610, 170)  # a model's own square
+    assert ui.pixel_to_z(rect, (310, 20), 3.0) == (0.0, 3.0)
+    assert ui.pixel_to_z(rect, (0, 1000), 3.0) == (-3.0, -3.0)
+    assert ui.pixel_to_z(rect, (610, 170), 8.0) == (8.0, 4.0)
 
 
 def test_grid_lines_follow_the_meter():
@@ -76,14 +78,14 @@ def test_bar_beat_counts_the_meters_unit_from_one():
 @pytest.mark.parametrize("name", ["groove-4-4", "demo-6-8"])
 def test_frame_of_a_bundled_model(models, name, tmp_path):
     ckpt = models[name]
-    state = ControlState(z=(0.7, -1.2))
+    state = ControlState(z=(0.7, -1.2), extent=ckpt.extent)
     path = ui.screenshot(ckpt, state, view_of(ckpt), tmp_path / "frame.png", SIZE)
     frame = pygame.image.load(str(path))
     assert frame.get_size() == SIZE
     lay = ui.layout(SIZE, len(ckpt.kit))
     area = pygame.surfarray.array3d(frame.subsurface(lay.map))
     assert area.std() > 20 and len({tuple(c) for c in area.reshape(-1, 3)[::97]}) > 5, "the map is blank"
-    assert pixel(frame, ui.z_to_pixel(lay.map, state.z)) == ui.CURSOR_COLOUR
+    assert pixel(frame, ui.z_to_pixel(lay.map, state.z, ckpt.extent)) == ui.CURSOR_COLOUR
 
 
 def test_meter_lines_are_drawn_where_the_grid_says(models):
@@ -121,10 +123,10 @@ def test_muted_instruments_are_grey_and_playing_ones_coloured(models):
 def test_frame_without_a_pattern_yet(models):
     ckpt = models["demo-6-8"]
     surface = pygame.Surface((500, 800))  # narrow: the pattern goes under the map
-    ui.render(surface, ckpt, ControlState(), PlayerView(state="waiting for clock"), ui.make_map_surface(ckpt))
+    ui.render(surface, ckpt, ControlState(), PlayerView(state="waiting for clock"), ui.make_map_surface(ckpt, extent=3))
     lay = ui.layout((500, 800), len(ckpt.kit))
     assert lay.pattern.top > lay.map.bottom
-    assert pixel(surface, ui.z_to_pixel(lay.map, (0, 0))) == ui.CURSOR_COLOUR
+    assert pixel(surface, ui.z_to_pixel(lay.map, (0, 0), 3.0)) == ui.CURSOR_COLOUR
 
 
 def test_map_follows_the_threshold_but_not_every_frame(models, monkeypatch):
@@ -168,7 +170,7 @@ def test_window_loop_writes_controls_from_keys_and_mouse(models):
     ckpt = models["groove-4-4"]
     controls, stop, frames = Controls(ControlState(z=(0.0, 0.0))), threading.Event(), []
     map_rect = ui.layout(SIZE, len(ckpt.kit)).map
-    down, there = ui.z_to_pixel(map_rect, (1.0, 1.0)), ui.z_to_pixel(map_rect, (-1.5, 2.0))
+    down, there = ui.z_to_pixel(map_rect, (1.0, 1.0), 3.0), ui.z_to_pixel(map_rect, (-1.5, 2.0), 3.0)
     script = {
         0: [key(pygame.K_1, "1"), key(pygame.K_3, "3"), key(pygame.K_3, "3")],
         1: [key(pygame.K_RIGHT), key(pygame.K_UP, shift=True)],
@@ -183,7 +185,7 @@ def test_window_loop_writes_controls_from_keys_and_mouse(models):
     times = ui.run_window(ckpt, controls, scripted(ckpt, script, frames), stop, fps=200)
     s = controls.get()
     assert s.mutes == {0}  # 3 pressed twice: back on
-    assert s.z == ui.pixel_to_z(map_rect, there)
+    assert s.z == ui.pixel_to_z(map_rect, there, 3.0)
     assert (s.threshold, s.noise, s.microtiming, s.velocity, s.swap) == (0.55, 0.05, 0.0, "fixed", "tick")
     assert (s.running, s.bpm, s.panic) == (False, 129.0, 1)
     assert stop.is_set() and len(frames) == len(times) == 6  # QUIT, posted in frame 5, ends frame 6
@@ -240,11 +242,50 @@ def test_arrows_move_the_cursor_by_fine_and_coarse_steps(models):
     assert stop.is_set()
 
 
+@pytest.mark.parametrize("name", ["groove-4-4", "demo-6-8"])
+def test_the_pad_reaches_every_training_loop(models, name):
+    """The pad is the model's own square: a click on any training loop's dot lands within a
+    pixel of its z (on the bundled 4/4 model 41 of 93 loops lie outside ±3)."""
+    ckpt = models[name]
+    e = ckpt.extent
+    rect = ui.layout(SIZE, len(ckpt.kit)).map
+    pixel_size = 2 * e / (rect.w - 1)
+    for z in ckpt.latents[:, :2].tolist():
+        back = ui.pixel_to_z(rect, ui.z_to_pixel(rect, z, e), e)
+        assert abs(back[0] - z[0]) <= pixel_size and abs(back[1] - z[1]) <= pixel_size, (z, back)
+
+
+def test_window_map_arrows_and_mouse_follow_the_controls_square(models):
+    ckpt = models["groove-4-4"]
+    e = ckpt.extent
+    assert e > 3 and (abs(ckpt.latents[:, :2]) > 3).any()  # loops outside the old ±3
+    controls = Controls(ControlState(z=(e - 0.1, 0.0), extent=e))
+    window = ui.Window(ckpt, controls, PlayerView, map_cells=10)
+    drawn = pygame.image.tobytes(window.map_surface, "RGB")
+    assert drawn == pygame.image.tobytes(ui.make_map_surface(ckpt, 0.5, cells=10, extent=e), "RGB")
+    surface = pygame.Surface(SIZE)
+    rect = ui.layout(SIZE, len(ckpt.kit)).map
+    window.frame(surface, [key(pygame.K_RIGHT), key(pygame.K_RIGHT)])
+    assert controls.get().z == (e, 0.0)  # clamped at the model's edge, not at 3
+    corner = (rect.left, rect.top)
+    click = pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=corner)
+    window.frame(surface, [click, pygame.event.Event(pygame.MOUSEBUTTONUP, button=1, pos=corner)])
+    assert controls.get().z == (-e, e)
+    assert pixel(surface, corner) == ui.CURSOR_COLOUR
+    controls.set_extent(3.0)  # another square at runtime (a model swapped in): the map is decoded afresh
+    window.frame(surface, [])
+    assert window.map_redraws == 1 and controls.get().z == (-3.0, 3.0)
+    assert pygame.image.tobytes(window.map_surface, "RGB") == pygame.image.tobytes(
+        ui.make_map_surface(ckpt, 0.5, cells=10, extent=3.0), "RGB"
+    )
+    assert pixel(surface, corner) == ui.CURSOR_COLOUR
+
+
 def test_window_follows_a_resize_and_an_outside_stop(models):
     ckpt = models["demo-6-8"]
     controls, stop = Controls(), threading.Event()
     small = (700, 900)
-    target = ui.z_to_pixel(ui.layout(small, len(ckpt.kit)).map, (-2.0, -2.0))
+    target = ui.z_to_pixel(ui.layout(small, len(ckpt.kit)).map, (-2.0, -2.0), 3.0)
     script = {
         1: [lambda: pygame.display.set_mode(small, pygame.RESIZABLE)],
         3: [pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=target),
@@ -252,7 +293,7 @@ def test_window_follows_a_resize_and_an_outside_stop(models):
         5: [stop.set],
     }
     times = ui.run_window(ckpt, controls, scripted(ckpt, script, []), stop, fps=200)
-    assert controls.get().z == ui.pixel_to_z(ui.layout(small, len(ckpt.kit)).map, target)
+    assert controls.get().z == ui.pixel_to_z(ui.layout(small, len(ckpt.kit)).map, target, 3.0)
     assert len(times) == 6
 
 
