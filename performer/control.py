@@ -12,9 +12,9 @@ CC, the window and its map, the arrows' and ``/rvae/xy``'s clamps) reads it from
 OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its outputs):
 
 ==========================  =================================================================
-``/wek/outputs x y``        Wekinator outputs, 0..1 each (clamped) -> z in the pad's square, y up
-``/rvae/xy x y``            the cursor in latent units, clamped to the pad's square
-``/rvae/threshold t``       0..1, clamped (a fader's overshoot is not an error)
+``/wek/outputs x y``        Wekinator outputs, 0..1 each -> z in the pad's square, y up
+``/rvae/xy x y``            the cursor in latent units, inside the pad's square
+``/rvae/threshold t``       0..1
 ``/rvae/noise n``           n >= 0 latent units; negative is rejected
 ``/rvae/mute i [on]``       kit class i, from 1 as keys 1-9 and --mute: one argument toggles, a second 0/1 sets
 ``/rvae/density i d``       kit class i (from 1) plays denser (d > 0) or sparser (d < 0), -1..1; 0 = the model's own
@@ -22,16 +22,19 @@ OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its out
 ``/rvae/stop``              stop
 ``/rvae/panic``             note-offs and All Notes Off now
 ``/rvae/tempo bpm``         20..300; outside is rejected (a clamped wrong tempo is still wrong)
-``/rvae/microtiming pct``   0..100 (clamped) -> 0..1
+``/rvae/microtiming pct``   0..100 -> 0..1
 ``/rvae/velocity m [v]``    ``fixed`` (optionally at velocity v, 1..127) or ``decoded``
 ``/rvae/swap m``            ``tick``, ``beat`` or ``bar``
 ==========================  =================================================================
 
 Start, stop and panic also take one number, as buttons send (TouchOSC: 1 on press, 0 on
 release): non-zero acts, zero is ignored. Numbers may be ints or floats; NaN and infinity
-are rejected. A message that breaks these rules, a pattern address (``/rvae/*``) and an
-unknown address are ignored and logged once per address: a sender that repeats a bad message
-100 times a second must not flood the log of a live show.
+are rejected, and so is a value outside its range, on every address, as the command line
+refuses it: clamped, ``/rvae/threshold 5`` would silence the show without a word. A message
+that breaks these rules, a pattern address (``/rvae/*``) and an unknown address are ignored
+and logged at most once per address per second (``LOG_INTERVAL``), with how many more came
+meanwhile: a sender that repeats a bad message 100 times a second must not flood the log of
+a live show, and a problem that starts later must still be seen.
 
 OSC out (``OscCursorOut``, to Wekinator's input port 6448): ``/wek/inputs x y``, the inverse
 of ``/wek/outputs``, so a gesture model can be trained against where the cursor is.
@@ -48,6 +51,7 @@ import logging
 import math
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,6 +193,29 @@ class _Once:
         logger.warning(msg, *args, exc_info=exc_info)
 
 
+class _Every:
+    """Log a warning at most once per key per ``interval`` seconds; the next line says how
+    many were held back since the last."""
+
+    def __init__(self, interval: float, now: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.now = interval, now
+        self._last: dict[Any, float] = {}
+        self._held: dict[Any, int] = {}
+        self._lock = threading.Lock()
+
+    def warn(self, key: Any, msg: str, *args: Any) -> None:
+        t = self.now()
+        with self._lock:
+            if t - self._last.get(key, -math.inf) < self.interval:
+                self._held[key] = self._held.get(key, 0) + 1
+                return
+            self._last[key] = t
+            held = self._held.pop(key, 0)
+        if held:
+            msg += f" ({held} more like it in the last {self.interval:g} s not logged)"
+        logger.warning(msg, *args)
+
+
 class _Malformed(ValueError):
     """A message the server ignores; the text says why."""
 
@@ -201,6 +228,14 @@ def _check_extent(extent: float) -> float:
 
 def _clamp(x: float, lo: float, hi: float) -> float:
     return min(max(x, lo), hi)
+
+
+def _within(v: Any, lo: float, hi: float, what: str, where: str = "") -> float:
+    """A number in [lo, hi], else refused: the sender's mistake, said, not clamped into place."""
+    x = _number(v)
+    if not lo <= x <= hi:
+        raise _Malformed(f"{what} must be {lo:g}..{hi:g}{where}, got {x:g}")
+    return x
 
 
 def _number(v: Any) -> float:
@@ -301,6 +336,7 @@ class OscServer:
     """
 
     WAKE_INTERVAL = 0.5  # the idle loop's fallback wake-up: stop's worst case if its wake-up datagram is lost
+    LOG_INTERVAL = 1.0  # seconds between two log lines about one address
 
     def __init__(
         self,
@@ -315,7 +351,8 @@ class OscServer:
         self.controls, self.host = controls, host
         self.instruments = instruments
         self._requested_port = port
-        self._once = _Once()
+        self._once = _Once()  # the unforeseen: an error with its traceback, once
+        self._log = _Every(self.LOG_INTERVAL)  # a sender's mistakes, per address
         self._lock = threading.Lock()  # start/stop may be called from different threads
         self._server: _UDPServer | None = None
         self._thread: threading.Thread | None = None
@@ -406,43 +443,37 @@ class OscServer:
             if incoming != address:
                 # python-osc fans a pattern address out to every match: "/rvae/*" would start,
                 # stop and panic at once. Exact addresses only.
-                self._once.warn(incoming, "OSC: ignoring pattern address %s (send exact addresses)", incoming)
+                self._log.warn(incoming, "OSC: ignoring pattern address %s (send exact addresses)", incoming)
                 return
             try:
                 handler(*args)
             except Exception as e:  # never raise in the server thread: one bad sender, one log line
-                self._once.warn(
-                    address,
-                    "OSC: ignoring %s %s: %s (further problems with %s are not logged)",
-                    address,
-                    list(args),
-                    e,
-                    address,
-                )
+                self._log.warn(address, "OSC: ignoring %s %s: %s", address, list(args), e)
 
         return on_message
 
     def _unknown(self, address: str, *args: Any) -> None:
-        self._once.warn(address, "OSC: ignoring unknown address %s (known: %s)", address, ", ".join(self.addresses))
+        self._log.warn(address, "OSC: ignoring unknown address %s (known: %s)", address, ", ".join(self.addresses))
 
     # handlers: validate, then write the latest value, nothing else
 
     def _wek_outputs(self, *args: Any) -> None:
         _arity(args, 2)
-        # Wekinator's regression outputs overshoot their training range: clamp to the pad
-        x, y = (_clamp(_number(v), 0.0, 1.0) for v in args)
+        # Wekinator's regression outputs overshoot their training range unless its outputs are
+        # limited to 0..1: refused, the cursor stays where the last good pair put it
+        x, y = (_within(v, 0.0, 1.0, "each output", " (limit Wekinator's outputs to 0..1)") for v in args)
         e = self.controls.get().extent
         self.controls.update(z=((2.0 * x - 1.0) * e, (2.0 * y - 1.0) * e))  # y = 1 is the top
 
     def _xy(self, *args: Any) -> None:
         _arity(args, 2)
         e = self.controls.get().extent
-        x, y = (_clamp(_number(v), -e, e) for v in args)
+        x, y = (_within(v, -e, e, "x and y", f" (the pad's square, ±{e:g})") for v in args)
         self.controls.update(z=(x, y))
 
     def _threshold(self, *args: Any) -> None:
         _arity(args, 1)
-        self.controls.update(threshold=_clamp(_number(args[0]), 0.0, 1.0))
+        self.controls.update(threshold=_within(args[0], 0.0, 1.0, "threshold"))
 
     def _noise(self, *args: Any) -> None:
         _arity(args, 1)
@@ -476,11 +507,7 @@ class OscServer:
 
     def _density(self, *args: Any) -> None:
         _arity(args, 2)
-        i, d = self._instrument(args[0]), _number(args[1])
-        lo, hi = DENSITY_RANGE
-        if not lo <= d <= hi:
-            raise _Malformed(f"density must be {lo:g}..{hi:g}, got {d:g}")
-        self.controls.set_density(i, d)
+        self.controls.set_density(self._instrument(args[0]), _within(args[1], *DENSITY_RANGE, "density"))
 
     def _start(self, *args: Any) -> None:
         if _pressed(args):
@@ -496,15 +523,11 @@ class OscServer:
 
     def _tempo(self, *args: Any) -> None:
         _arity(args, 1)
-        bpm = _number(args[0])
-        lo, hi = TEMPO_RANGE
-        if not lo <= bpm <= hi:
-            raise _Malformed(f"tempo must be {lo:g}..{hi:g} BPM, got {bpm:g}")
-        self.controls.update(bpm=bpm)
+        self.controls.update(bpm=_within(args[0], *TEMPO_RANGE, "tempo", " BPM"))
 
     def _microtiming(self, *args: Any) -> None:
         _arity(args, 1)
-        self.controls.update(microtiming=_clamp(_number(args[0]), 0.0, 100.0) / 100.0)
+        self.controls.update(microtiming=_within(args[0], 0.0, 100.0, "microtiming", " percent") / 100.0)
 
     def _velocity(self, *args: Any) -> None:
         _arity(args, 1, 2)

@@ -75,9 +75,9 @@ def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.
     ("address", "args", "expect"),
     [
         ("/rvae/xy", [1.5, -0.75], {"z": (1.5, -0.75)}),
-        ("/rvae/xy", [9.0, -9.0], {"z": (3.0, -3.0)}),  # clamped to ±extent
+        ("/rvae/xy", [3.0, -3.0], {"z": (3.0, -3.0)}),  # the square's corner
         ("/rvae/threshold", 0.25, {"threshold": 0.25}),
-        ("/rvae/threshold", 1.5, {"threshold": 1.0}),  # a fader's overshoot: clamped
+        ("/rvae/threshold", 1, {"threshold": 1.0}),
         ("/rvae/noise", 0.5, {"noise": 0.5}),
         ("/rvae/density", [3, 0.5], {"density": (0.0, 0.0, 0.5)}),  # counted from 1, as mute
         ("/rvae/density", [1.0, -1.0], {"density": (-1.0,)}),
@@ -85,7 +85,7 @@ def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.
         ("/rvae/tempo", 90.5, {"bpm": 90.5}),
         ("/rvae/microtiming", 50, {"microtiming": 0.5}),
         ("/rvae/microtiming", 0.0, {"microtiming": 0.0}),
-        ("/rvae/microtiming", 150, {"microtiming": 1.0}),
+        ("/rvae/microtiming", 100, {"microtiming": 1.0}),
         ("/rvae/velocity", "fixed", {"velocity": "fixed", "fixed_velocity": 100}),
         ("/rvae/velocity", ["fixed", 90], {"velocity": "fixed", "fixed_velocity": 90}),
         ("/rvae/swap", "tick", {"swap": "tick"}),
@@ -96,7 +96,7 @@ def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.
         ("/wek/outputs", [0.0, 1.0], {"z": (-3.0, 3.0)}),  # left, top: y up
         ("/wek/outputs", [0.75, 0.25], {"z": (1.5, -1.5)}),
         ("/wek/outputs", [0.5, 0.5], {"z": (0.0, 0.0)}),
-        ("/wek/outputs", [1.5, -0.5], {"z": (3.0, -3.0)}),  # regression overshoot: clamped
+        ("/wek/outputs", [1.0, 0.0], {"z": (3.0, -3.0)}),
     ],
 )
 def test_each_address_sets_its_field(controls, client, address, args, expect):
@@ -164,6 +164,12 @@ def test_bundle_with_a_future_time_tag_is_applied_now(controls, client):
         ("/rvae/threshold", None),
         ("/rvae/threshold", "high"),
         ("/rvae/threshold", True),
+        ("/rvae/threshold", 5.0),  # out of range: refused, as generate --threshold 2 is, not clamped into silence
+        ("/rvae/threshold", -0.1),
+        ("/rvae/xy", [9.0, 0.0]),  # outside the pad's square
+        ("/wek/outputs", [1.5, -0.5]),  # a regression's overshoot
+        ("/rvae/microtiming", 150),
+        ("/rvae/microtiming", -1),
         ("/rvae/noise", -0.5),
         ("/rvae/tempo", 10),  # outside 20..300 is rejected, not clamped
         ("/rvae/tempo", 400.0),
@@ -204,6 +210,27 @@ def test_malformed_messages_are_ignored_and_logged_once(controls, client, caplog
     assert len(warnings_about(caplog, f"ignoring {address} ")) == 1
     client.send_message("/rvae/threshold", 0.375)  # and the server keeps working
     wait_for(lambda: controls.get().threshold == 0.375)
+
+
+def test_a_refusal_says_why_and_is_logged_at_most_once_a_second_per_address(controls, caplog, monkeypatch):
+    monkeypatch.setattr(OscServer, "LOG_INTERVAL", 0.3)  # a second, shortened for the test
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    with OscServer(controls, port=0) as srv:
+        c = SimpleUDPClient("127.0.0.1", srv.port)
+        for _ in range(3):
+            c.send_message("/rvae/threshold", 5.0)
+            c.send_message("/rvae/xy", [0.0, 9.0])
+        sync(c, controls)
+        time.sleep(0.35)
+        c.send_message("/rvae/threshold", 5.0)  # the same mistake a while later: said again
+        sync(c, controls)
+        c.close()
+    lines = [r.getMessage() for r in warnings_about(caplog, "ignoring /rvae/threshold ")]
+    said = "OSC: ignoring /rvae/threshold [5.0]: threshold must be 0..1, got 5"
+    assert lines == [said, said + " (2 more like it in the last 0.3 s not logged)"]
+    [xy] = [r.getMessage() for r in warnings_about(caplog, "ignoring /rvae/xy ")]
+    assert xy == "OSC: ignoring /rvae/xy [0.0, 9.0]: x and y must be -3..3 (the pad's square, ±3), got 9"
+    assert controls.get().threshold == 0.5 and controls.get().z == (0.0, 0.0)
 
 
 def test_unknown_addresses_are_ignored_and_logged_once_each(controls, client, caplog):
@@ -310,12 +337,12 @@ def test_the_controls_square_scales_the_cursor_and_moves_at_runtime():
         c = SimpleUDPClient("127.0.0.1", srv.port)
         c.send_message("/wek/outputs", [1.0, 0.25])
         wait_for(lambda: controls.get().z == (2.0, -1.0))
-        c.send_message("/rvae/xy", [-2.5, 1.0])
+        c.send_message("/rvae/xy", [-2.0, 1.0])
         wait_for(lambda: controls.get().z == (-2.0, 1.0))
         controls.set_extent(8.0)  # a model with a larger square swapped in
         c.send_message("/wek/outputs", [1.0, 0.25])
         wait_for(lambda: controls.get().z == (8.0, -4.0))
-        c.send_message("/rvae/xy", [-7.5, 9.0])
+        c.send_message("/rvae/xy", [-7.5, 8.0])  # outside ±2 before, inside ±8 now
         wait_for(lambda: controls.get().z == (-7.5, 8.0))
         c.close()
     assert controls.set_extent(3.0).z == (-3.0, 3.0)  # a smaller one: the cursor kept inside it
