@@ -21,7 +21,7 @@ from pathlib import Path
 from performer import control, ports
 from performer.clock import Clock, InternalClock, MidiClockFollower
 from performer.control import TEMPO_RANGE, VELOCITY_MODES, Controls, ControlState
-from performer.decoder import DecodeWorker
+from performer.decoder import DecodeWorker, decode_threads
 from performer.ports import Output, OutputPort
 from performer.record import Recording
 from performer.sequencer import SWAP_MODES, Mailbox, Player, PlayerView, Sequencer
@@ -302,6 +302,7 @@ class Performance:
                 )
             port_text += f"  in: {inp.name}"
             player.ports = port_text
+        self._stack.enter_context(decode_threads())  # one torch thread: see decoder.DECODE_THREADS
         worker = DecodeWorker(ckpt, self.controls, mailbox, lambda: player.view)
         worker.turn()  # the first pattern before the clock starts: bar 1 is never empty
         if cfg.osc_port:
@@ -372,7 +373,9 @@ class Performance:
         if self.headless:
             from performer.ui import run_console
 
-            run_console(view, self.ckpt.kit.names, self.stop, self._follow_cursor, self.show)
+            # rvae -v sets our loggers to INFO: the same switch prints the bar line
+            verbose = logging.getLogger("performer").isEnabledFor(logging.INFO)
+            run_console(view, self.ckpt.kit.names, self.stop, self._follow_cursor, self.show, verbose)
         else:
             from performer.ui import run_window
 

@@ -233,6 +233,9 @@ class MidiClockFollower:
         if self.running and not self._timed_out and self.timed_out(now):
             self._timed_out = True
             change = STOPPED
+        # what the status says while not playing: pulses that stopped without a Stop are a
+        # lost clock (a cable, a crashed DAW), not a transport the user stopped
+        self.idle = "clock lost" if self._timed_out else MidiClockFollower.idle
         return change
 
     def request(self, running: bool, bpm: float, now: float) -> None:

@@ -7,12 +7,14 @@ groove breathes around the cursor while it stands still.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
+import torch
 
 from performer.control import Controls, ControlState
 from performer.sequencer import Mailbox, Pattern, PlayerView, make_pattern
@@ -20,9 +22,16 @@ from rvae.checkpoint import Checkpoint
 from rvae.generate import to_groove
 from rvae.latent import decode_probs
 
-__all__ = ["DENSITY_ODDS", "DecodeWorker", "instrument_thresholds", "pattern_for"]
+__all__ = ["DECODE_THREADS", "DENSITY_ODDS", "DecodeWorker", "decode_threads", "instrument_thresholds", "pattern_for"]
 
 logger = logging.getLogger(__name__)
+
+# Torch threads while performing. One: a decode is one point through a small MLP, too little
+# work to share, and every extra thread competes for the cores with the clock thread and the
+# DAW beside us. Measured on the 2-core machine under load: one point 0.38 ms with one
+# thread, 6.2 ms with two; the window's 30x30 map 69 ms and 161 ms. torch's setting is the
+# process's, so the performance sets it for its whole run (``decode_threads``).
+DECODE_THREADS = 1
 
 DENSITY_ODDS = 1e4  # density ±1 divides / multiplies the odds a step needs to sound by this
 
@@ -45,6 +54,17 @@ def instrument_thresholds(threshold: float, density: tuple[float, ...], instrume
     t = min(max(float(threshold), 1e-9), 1 - 1e-9)
     moved = 1.0 / (1.0 + np.exp(d * math.log(DENSITY_ODDS) - math.log(t / (1 - t))))
     return np.where(d == 0, float(threshold), moved)[:, None]  # 0 is exactly the model's own, 0 and 1 too
+
+
+@contextlib.contextmanager
+def decode_threads(n: int = DECODE_THREADS) -> Iterator[None]:
+    """torch uses ``n`` threads inside; the caller's setting is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pattern_for(ckpt: Checkpoint, st: ControlState, z: tuple[float, ...], serial: int, bpm: float) -> Pattern:

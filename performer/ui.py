@@ -721,31 +721,88 @@ def pattern_text(p: Pattern | None, names: list[str]) -> str:
     return "\n".join(rows) or "  (silence)"
 
 
+LATE_EXPLAINED = (
+    "(late N: notes that left over 1 ms after their time since the start, 0 when all were on "
+    "time; a busy machine raises it)"
+)
+
+
+def state_line(old: str | None, v: PlayerView, grid: Grid | None) -> str | None:
+    """The line that says the performer went from state ``old`` to ``v.state``, or None when
+    there is nothing to say (the clock's idle state before anything played)."""
+    bar = f"bar {bar_beat(v.beat, grid)[0]}" if grid is not None else "bar 1"
+    if v.state == "playing":
+        return f"clock back: playing on from {bar}" if old == "clock lost" else f"playing from {bar}"
+    if v.state == "clock lost":
+        return f"clock lost at {bar}: no MIDI clock pulses, notes silenced; playing on when they return"
+    if v.state == "stopped":
+        return f"stopped at {bar}" if old in ("playing", "clock lost") else None
+    if old in ("playing", "clock lost"):
+        return f"stopped at {bar} (the clock's Stop); {v.state}"
+    return v.state  # waiting for clock
+
+
 def run_console(
     view: Callable[[], PlayerView],
     names: list[str],
     stop: threading.Event,
     on_tick: Callable[[], None],
     show: Callable[[str], object] = print,
+    verbose: bool = False,
 ) -> None:
-    """Headless: bar:beat as it moves and each new pattern as text, until ``stop`` is set."""
+    """Headless, until ``stop`` is set: each new pattern as text, and a line for every change
+    of state (playing, stopped, waiting for clock, clock lost and back, the ports, the first
+    late note). The position (bar:beat, state, tempo, late count) is a status line rewritten
+    in place on a terminal; in a log, a line a bar only when ``verbose`` (rvae -v)."""
     last_serial, last_pos, last_logged = None, None, None
+    last_state: str | None = None
+    last_ports: str | None = None
+    late_said = explained = False
     tty = os.isatty(1)
+    on_screen = False  # the terminal's status line is showing: a line must start below it
+
+    def say(line: str) -> None:
+        nonlocal on_screen, last_pos
+        show(("\n" if on_screen else "") + line)
+        on_screen, last_pos = False, None  # the status line is drawn again below
+
     while not stop.wait(0.05):
         on_tick()
         v = view()
         p = v.pattern
+        grid = p.grid if p is not None else None
         if p is not None and p.serial != last_serial:
             last_serial = p.serial
             z = ", ".join(f"{v:+.2f}" for v in p.z)
-            show(f"\npattern {p.serial} at z = ({z}), {len(p.steps)} hits:\n{pattern_text(p, names)}")
-        bar, unit = bar_beat(v.beat, p.grid) if p is not None else (0, 0)
+            say(f"pattern {p.serial} at z = ({z}), {len(p.steps)} hits:\n{pattern_text(p, names)}")
+        if v.state != last_state:
+            line = state_line(last_state, v, grid)
+            last_state = v.state
+            if line:
+                say(line)
+        if v.ports != last_ports:
+            if last_ports is not None:  # the first is in the "playing ... on" line
+                say(f"ports now: {v.ports}")
+            last_ports = v.ports
+        if v.late_events and not late_said and not verbose:
+            late_said = True
+            n = v.late_events
+            say(
+                f"{n} note{'s' if n > 1 else ''} left over 1 ms late (a busy machine?); "
+                "rvae -v perform prints the count every bar"
+            )
+        bar, unit = bar_beat(v.beat, grid) if grid is not None else (0, 0)
         pos = f"{bar}:{unit}  {v.state}  {v.bpm:.1f} BPM  late {v.late_events}"
-        if pos != last_pos:
-            last_pos = pos
-            if tty:
-                sys.stdout.write("\r" + pos + "   ")
-                sys.stdout.flush()
-            elif unit == 1 and (bar, v.state) != last_logged:
-                last_logged = (bar, v.state)
-                show(pos)  # in a log: one line a bar (a followed tempo's wobble is not news)
+        if pos == last_pos or not (tty or verbose):
+            continue
+        if not explained:  # once, the first time the figure shows
+            explained = True
+            say(LATE_EXPLAINED)
+        last_pos = pos
+        if tty:
+            sys.stdout.write("\r" + pos + "   ")
+            sys.stdout.flush()
+            on_screen = True
+        elif unit == 1 and (bar, v.state) != last_logged:
+            last_logged = (bar, v.state)
+            show(pos)  # in a log: one line a bar (a followed tempo's wobble is not news)

@@ -147,3 +147,19 @@ def test_an_osc_port_in_use_and_an_unknown_host_are_one_sentence(capsys):
     assert main([*argv, "--osc-out", "no-such-host.invalid:6448"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("rvae perform: --osc-out no-such-host.invalid:6448: cannot send OSC to no-such-host")
+
+
+def test_the_performance_decodes_with_one_torch_thread():
+    import torch
+
+    from performer.app import Performance
+    from performer.decoder import DECODE_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what torch picks on a 2-core machine
+    try:
+        with Performance(PerformConfig(headless=True, osc_port=0), say=lambda line: None):
+            assert torch.get_num_threads() == DECODE_THREADS == 1
+        assert torch.get_num_threads() == 2  # the caller's, back
+    finally:
+        torch.set_num_threads(before)

@@ -10,6 +10,7 @@ on a clock pulse, so the number of pulses seen before a note says which step it 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -351,3 +352,31 @@ def test_record_writes_what_was_played_and_the_cursor_path(jack_server, tmp_path
     assert rows[0] == f"seconds,beat,z0,z1,{density}"
     assert rows[1].endswith("0.0000,0.0000," + ",".join(["0.0000"] * 9))
     assert rows[-1].endswith("1.0000,-1.0000,0.0000,-0.5000," + ",".join(["0.0000"] * 7))
+
+
+def test_headless_says_when_the_clock_stops_is_lost_and_returns(jack_server):
+    """Following jack_midi_clock: the console says playing, the rig's Stop, and a clock whose
+    pulses stop without one (its cable pulled: the JACK connection removed) and return. The
+    harness runs ``rvae -v``: the bar lines too, with ``late N`` explained once."""
+    with (
+        Transport() as transport,
+        MidiClock(bpm=150) as clock,
+        Performer("perf-lost", CKPT_44, "--clock", "midi", "--midi-in", "perf-lost-in") as perf,
+    ):
+        inp = wait_for_port("perf-lost-in:perf-lost-in", "input", timeout=10)
+        src, dst = connect(clock.port, inp)
+        assert wait_for_output(perf, "waiting for clock"), perf.output()
+        transport.play()
+        assert wait_for_output(perf, "playing from bar 1"), perf.output()
+        transport.stop()
+        assert wait_for_output(perf, "(the clock's Stop); waiting for clock"), perf.output()
+        transport.play()  # Continue
+        time.sleep(1.0)
+        subprocess.run(["jack_disconnect", src, dst], check=True, timeout=20)
+        assert wait_for_output(perf, "clock lost at bar"), perf.output()
+        connect(clock.port, inp)
+        assert wait_for_output(perf, "clock back: playing on from bar"), perf.output()
+        transport.stop()
+        out = perf.close()
+    assert out.count("late N: notes that left over 1 ms after their time") == 1
+    assert re.search(r"^\d+:1  playing  1[45]\d\.\d BPM  late \d+$", out, re.M), out

@@ -346,12 +346,15 @@ def test_clock_timeout_silences_until_pulses_return():
     player, rec, fake = make_player(p, MidiClockFollower(timeout_beats=2.0), gate=2.0)
     period = 0.5 / PPQN
     feed_pulses(player, fake, 5, period)
-    run_for(player, fake, 2.0)  # pulses stop
-    assert player.view.state == "waiting for clock"
+    run_for(player, fake, 2.0)  # pulses stop without a Stop: the clock is lost, and the status says so
+    assert player.view.state == "clock lost"
     types = [m.type for _, m in rec.got]
     assert types.count("note_on") == types.count("note_off")
     feed_pulses(player, fake, 30, period, start_kind=None)
     assert player.view.state == "playing"
+    midi_in(player, mido.Message("stop"), fake.t)  # a Stop is the rig's: waiting, not lost
+    player.service()
+    assert player.view.state == "waiting for clock"
 
 
 def test_waiting_for_a_late_pulse_does_not_spin():

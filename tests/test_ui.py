@@ -329,6 +329,58 @@ def test_console_in_a_log_prints_one_line_a_bar_however_the_tempo_wobbles(models
         except StopIteration:
             stop.set()
 
-    ui.run_console(lambda: current["v"], models["groove-4-4"].kit.names, stop, tick, show=lines.append)
+    names = models["groove-4-4"].kit.names
+    ui.run_console(lambda: current["v"], names, stop, tick, show=lines.append, verbose=True)
     bars = [ln for ln in lines if "BPM" in ln]
     assert [ln.split()[0] for ln in bars] == ["1:1", "2:1"]
+    assert lines.count(ui.LATE_EXPLAINED) == 1 and lines.index(ui.LATE_EXPLAINED) < lines.index(bars[0])
+
+
+def run_console_over(views: list[PlayerView], names: list[str], verbose: bool = False) -> list[str]:
+    """What run_console prints in a log (not a terminal) as the view goes through ``views``."""
+    it, stop, lines = iter(views), threading.Event(), []
+    current = {"v": views[0]}
+
+    def tick() -> None:
+        try:
+            current["v"] = next(it)
+        except StopIteration:
+            stop.set()
+
+    ui.run_console(lambda: current["v"], names, stop, tick, show=lines.append, verbose=verbose)
+    return lines
+
+
+def test_console_in_a_log_says_each_change_of_state_and_no_bar_lines_without_v(models, monkeypatch):
+    monkeypatch.setattr(ui.os, "isatty", lambda fd: False)
+    base = view_of(models["groove-4-4"], beat=0.0)
+    ports = base.ports
+
+    def at(beat, state="playing", **kw):
+        return dataclasses.replace(base, beat=beat, state=state, **kw)
+
+    views = [
+        at(0.0, "stopped"),  # before the first turn: nothing to say
+        *[at(b) for b in (0.0, 1.0, 4.0, 5.0)],
+        at(5.5, "stopped"),  # /rvae/stop on the internal clock
+        at(0.0),
+        *[at(b, "clock lost") for b in (9.0, 9.0, 9.0)],  # a followed clock's pulses stopped
+        at(9.1),
+        at(9.5, "waiting for clock"),  # the rig's Stop
+        at(10.0),
+        at(10.5, ports=ports + "  (MIDI out LOST)"),
+        at(11.0, ports=ports + "  (MIDI out LOST)", late_events=3),
+        at(12.0, ports=ports + "  (MIDI out LOST)", late_events=5),
+    ]
+    lines = [ln for ln in run_console_over(views, models["groove-4-4"].kit.names) if "pattern 1" not in ln]
+    assert lines == [
+        "playing from bar 1",
+        "stopped at bar 2",
+        "playing from bar 1",
+        "clock lost at bar 3: no MIDI clock pulses, notes silenced; playing on when they return",
+        "clock back: playing on from bar 3",
+        "stopped at bar 3 (the clock's Stop); waiting for clock",
+        "playing from bar 3",
+        f"ports now: {ports}  (MIDI out LOST)",
+        "3 notes left over 1 ms late (a busy machine?); rvae -v perform prints the count every bar",
+    ]
