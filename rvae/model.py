@@ -13,14 +13,14 @@ silence and the grid.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rvae.errors import check_at_least
+from rvae.errors import ConfigError, check_at_least
 
 __all__ = ["GrooveVAE", "VAEConfig", "kl_divergence", "total_loss"]
 
@@ -34,10 +34,18 @@ class VAEConfig:
     beta: float = 0.2  # weight of the KL term; small, since we want to reconstruct a few loops well
     w_velocity: float = 1.0  # weight of the velocity error against onset BCE
     w_offset: float = 1.0  # weight of the microtiming error
+    # Dropout on every hidden layer while training (none at inference). It adds no weights, so
+    # a checkpoint from before it existed loads with 0, the network it was trained as.
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "share of hidden units dropped at each training update (0: none; below 1)"},
+    )
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "instruments", "steps", "hidden", "latent_dim")
         check_at_least(self, 0, "beta", "w_velocity", "w_offset")
+        if not 0 <= self.dropout < 1:  # 1 would drop every unit
+            raise ConfigError("dropout", self.dropout, "must be at least 0 and below 1")
 
     @property
     def cells(self) -> int:
@@ -63,9 +71,15 @@ def total_loss(parts: Mapping[str, T], c: VAEConfig, kl_weight: float = 1.0) -> 
     )
 
 
+def _drop(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    # Skipped at 0, not dropout(p=0): the models of before dropout draw the same random numbers.
+    return F.dropout(h, p, training) if p > 0 and training else h
+
+
 class Encoder(nn.Module):
     def __init__(self, c: VAEConfig):
         super().__init__()
+        self.dropout = c.dropout
         self.branches = nn.ModuleList(nn.Linear(c.cells, c.hidden) for _ in range(3))
         self.shared = nn.Linear(3 * c.hidden, c.hidden)
         self.mean = nn.Linear(c.hidden, c.latent_dim)
@@ -75,7 +89,8 @@ class Encoder(nn.Module):
         # x: (B, 3, instruments, steps)
         x = x.flatten(2)  # (B, 3, cells)
         h = torch.cat([F.relu(b(x[:, i])) for i, b in enumerate(self.branches)], dim=1)  # (B, 3*hidden)
-        h = F.relu(self.shared(h))  # (B, hidden)
+        h = _drop(h, self.dropout, self.training)
+        h = _drop(F.relu(self.shared(h)), self.dropout, self.training)  # (B, hidden)
         return self.mean(h), self.logvar(h)  # (B, latent), (B, latent)
 
 
@@ -89,7 +104,9 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         # z: (B, latent) -> raw head outputs (B, 3, instruments, steps), before sigmoid/tanh
-        h = F.relu(self.branches(F.relu(self.shared(z))))  # (B, 3*hidden)
+        p, on = self.c.dropout, self.training
+        h = _drop(F.relu(self.shared(z)), p, on)  # (B, hidden)
+        h = _drop(F.relu(self.branches(h)), p, on)  # (B, 3*hidden)
         h = h.view(-1, 3, self.c.hidden)  # (B, 3, hidden)
         out = torch.stack([head(h[:, i]) for i, head in enumerate(self.heads)], dim=1)  # (B, 3, cells)
         return out.view(-1, 3, self.c.instruments, self.c.steps)
@@ -111,14 +128,22 @@ class GrooveVAE(nn.Module):
         return torch.stack([torch.sigmoid(raw[:, 0]), torch.sigmoid(raw[:, 1]), torch.tanh(raw[:, 2])], dim=1)
 
     def loss(
-        self, x: torch.Tensor, kl_weight: float = 1.0, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        kl_weight: float = 1.0,
+        generator: torch.Generator | None = None,
+        latent_noise: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """Per-batch mean of each loss term for loops x (B, 3, instruments, steps).
 
-        ``kl_weight`` scales beta during KL warm-up."""
+        ``kl_weight`` scales beta during KL warm-up. ``latent_noise``: the standard deviation
+        of Gaussian noise added to z on top of the posterior's own sample, which the KL term
+        does not see: the decoder must play each loop from a wider patch of the space."""
         mean, logvar = self.encode(x)  # (B, latent) each
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)  # CPU generator
         z = mean + eps * torch.exp(0.5 * logvar)  # (B, latent)
+        if latent_noise > 0:  # drawn only when asked: without it the generator's stream is as before
+            z = z + latent_noise * torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
         raw = self.decoder(z)  # (B, 3, instruments, steps)
         onsets = x[:, 0]
         n = x.shape[0]

@@ -40,11 +40,25 @@ class NoDataError(UserError):
 
 @dataclass
 class TrainConfig:
-    epochs: int | None = None  # None: from the set's size, see auto_updates
+    epochs: int | None = None  # None: from `updates`
+    updates: int | None = field(
+        default=None,
+        metadata={
+            "help": "optimiser steps, rounded up to whole epochs; not with --epochs "
+            "(default: None: from the number of loops, see rvae.train.auto_updates)"
+        },
+    )
     max_seconds: float | None = None  # stop early (keeping the best) after this long
     batch_size: int = 64
     lr: float = 1e-2  # high, with one-cycle decay: small sets must converge in seconds
     kl_warmup: float = 0.3  # share of the updates over which beta ramps up from 0
+    latent_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "standard deviation of extra Gaussian noise added to z while training, "
+            "so each loop is played from a wider patch of the space (default: 0.0: none)"
+        },
+    )
     val_fraction: float = 0.1  # files held out for validation loss...
     min_val_loops: int = 200  # ...only when there are this many loops: small sets need every loop
     patience: int = 50  # with validation: stop after this many epochs without a better validation loss
@@ -69,8 +83,10 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "epochs", "batch_size", "threads")
-        check_at_least(self, 0, "max_seconds", "lr", "min_val_loops", "patience", "seed")
+        check_at_least(self, 1, "epochs", "updates", "batch_size", "threads")
+        check_at_least(self, 0, "max_seconds", "lr", "min_val_loops", "patience", "seed", "latent_noise")
+        if self.epochs is not None and self.updates is not None:
+            raise ConfigError("updates", self.updates, "cannot be given with epochs: give one of them")
         check_between(self, 0, 1, "kl_warmup")
         if not 0 <= self.val_fraction < 1:  # 1 would hold out every file and train on none
             raise ConfigError("val_fraction", self.val_fraction, "must be at least 0 and below 1")
@@ -130,9 +146,9 @@ def train(
     """Train on the dataset's loops; returns a Checkpoint holding the best model seen.
 
     With ``init``, training continues from that checkpoint's weights (its model config; the
-    dataset must be on its grid and kit): ``continue_updates`` steps unless ``cfg.epochs``,
-    beta at full weight from the start (no warm-up: the space is laid out already), and no
-    loop held out (every loop, the new ones above all, must be learnt). ``new_share`` = (n,
+    dataset must be on its grid and kit): ``continue_updates`` steps unless ``cfg.epochs`` or
+    ``cfg.updates``, beta at full weight from the start (no warm-up: the space is laid out
+    already), and no loop held out (every loop, the new ones above all, must be learnt). ``new_share`` = (n,
     share): the last n loops are repeated to fill about that share of each epoch, so that a few
     new loops are learnt in few updates (continue_training's)."""
     cfg = cfg or TrainConfig()
@@ -187,7 +203,7 @@ def _fit(
     n = len(x_train)
     batch = min(cfg.batch_size, n)
     per_epoch = math.ceil(n / batch)
-    updates = continue_updates(len(ds.loops)) if init is not None else auto_updates(len(ds.loops))
+    updates = cfg.updates or (continue_updates(len(ds.loops)) if init is not None else auto_updates(len(ds.loops)))
     epochs = cfg.epochs or max(1, math.ceil(updates / per_epoch))
     total = epochs * per_epoch
     warmup = max(1, int(cfg.kl_warmup * total))
@@ -221,7 +237,9 @@ def _fit(
                 sums = dict.fromkeys(("onset_bce", "velocity_se", "offset_se", "kl"), 0.0)
                 for b in range(per_epoch):
                     xb = x_train[order[b * batch : (b + 1) * batch]]
-                    parts = model.loss(xb, kl_weight=min(1.0, step / warmup), generator=gen)
+                    parts = model.loss(
+                        xb, kl_weight=min(1.0, step / warmup), generator=gen, latent_noise=cfg.latent_noise
+                    )
                     opt.zero_grad(set_to_none=True)
                     parts["loss"].backward()
                     opt.step()

@@ -30,8 +30,14 @@ def loops(*hits_per_loop, instruments=9, steps=72) -> torch.Tensor:
     return x
 
 
-BEMBE = [(0, 0, 0.9, 0.1), (8, 0, 0.7, 0.0), (8, 12, 0.6, -0.3), (8, 24, 0.8, 0.2), (1, 36, 0.8, 0.5),
-         (8, 60, 0.5, -0.1)]
+BEMBE = [
+    (0, 0, 0.9, 0.1),
+    (8, 0, 0.7, 0.0),
+    (8, 12, 0.6, -0.3),
+    (8, 24, 0.8, 0.2),
+    (1, 36, 0.8, 0.5),
+    (8, 60, 0.5, -0.1),
+]
 BALLAD = [(0, 0, 1.0, 0.0), (2, 0, 0.6, 0.0), (2, 12, 0.5, 0.2), (1, 36, 0.9, 0.4), (2, 48, 0.5, -0.2)]
 
 
@@ -41,6 +47,7 @@ def small_model(**kw) -> GrooveVAE:
 
 
 # --- the model -----------------------------------------------------------------------------
+
 
 def test_shapes_and_output_heads():
     model = small_model()
@@ -67,6 +74,38 @@ def test_loss_terms_are_finite_and_add_up():
         assert v.shape == () and math.isfinite(float(v)) and float(v) >= 0, name
     expected = parts["onset_bce"] + 2.0 * parts["velocity_se"] + 3.0 * parts["offset_se"] + 0.5 * 0.5 * parts["kl"]
     torch.testing.assert_close(parts["loss"], expected)
+
+
+def test_dropout_acts_only_while_training_and_draws_nothing_at_zero():
+    x = loops(BEMBE, BALLAD)
+    z = torch.zeros(4, 2)
+    model = small_model(dropout=0.5)
+    model.eval()
+    torch.testing.assert_close(model.encode(x)[0], model.encode(x)[0])  # eval: no unit dropped
+    torch.testing.assert_close(model.decode(z), model.decode(z))
+    model.train()
+    assert not torch.equal(model.encode(x)[0], model.encode(x)[0])
+    assert not torch.equal(model.decode(z)[:1], model.decode(z)[:1])
+    plain = small_model()  # dropout 0: training draws no random numbers beyond the old ones
+    plain.train()
+    torch.manual_seed(5)
+    plain.loss(x, generator=torch.Generator().manual_seed(0))
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(1), after)
+
+
+def test_latent_noise_moves_z_beyond_the_posterior_sample():
+    model = small_model()
+    seen: list[torch.Tensor] = []
+    model.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    x = loops(BEMBE, BALLAD)
+    with torch.no_grad():
+        for noise in (0.0, 0.0, 3.0):
+            model.loss(x, generator=torch.Generator().manual_seed(0), latent_noise=noise)
+    torch.testing.assert_close(seen[0], seen[1])  # the same seed, no noise: the same z
+    spread = (seen[2] - seen[0]).std().item()
+    assert 1.0 < spread < 6.0  # noise of standard deviation 3 on top of the same sample
 
 
 def test_velocity_and_offset_errors_count_only_on_true_onsets(monkeypatch):
@@ -150,6 +189,7 @@ def test_map_figure_keeps_the_map_and_marks_the_loops_outside_it_on_its_edge():
 
 # --- metrics ---------------------------------------------------------------------------------
 
+
 def a(*rows) -> np.ndarray:
     """One loop, one row per instrument -> (1, instruments, steps)."""
     return np.array([rows], dtype=np.float32)
@@ -159,31 +199,37 @@ def close(got, want) -> bool:
     return (math.isnan(want) and math.isnan(got)) or got == pytest.approx(want)
 
 
-@pytest.mark.parametrize(("pred", "true", "want"), [
-    (a([1, 1, 0, 0, 1, 0, 0, 0]), a([1, 0, 0, 0, 1, 0, 1, 0]), (2 / 3, 2 / 3, 2 / 3)),
-    (a([1, 0, 0, 0], [0, 0, 1, 0]), a([1, 0, 0, 0], [0, 0, 0, 0]), (1 / 2, 1.0, 2 / 3)),
-    (a([0, 1, 0, 0]), a([1, 0, 0, 0]), (0.0, 0.0, 0.0)),  # one step off is a miss on the exact grid
-    (a([0, 0, 0, 0]), a([1, 0, 0, 0]), (nan, 0.0, 0.0)),  # nothing predicted: precision undefined
-    (a([0, 0, 0, 0]), a([0, 0, 0, 0]), (nan, nan, nan)),
-    (a([0.7, 0.2, 0, 0]), a([1, 1, 0, 0]), (1.0, 0.5, 2 / 3)),  # probabilities: > 0.5 is a hit
-])
+@pytest.mark.parametrize(
+    ("pred", "true", "want"),
+    [
+        (a([1, 1, 0, 0, 1, 0, 0, 0]), a([1, 0, 0, 0, 1, 0, 1, 0]), (2 / 3, 2 / 3, 2 / 3)),
+        (a([1, 0, 0, 0], [0, 0, 1, 0]), a([1, 0, 0, 0], [0, 0, 0, 0]), (1 / 2, 1.0, 2 / 3)),
+        (a([0, 1, 0, 0]), a([1, 0, 0, 0]), (0.0, 0.0, 0.0)),  # one step off is a miss on the exact grid
+        (a([0, 0, 0, 0]), a([1, 0, 0, 0]), (nan, 0.0, 0.0)),  # nothing predicted: precision undefined
+        (a([0, 0, 0, 0]), a([0, 0, 0, 0]), (nan, nan, nan)),
+        (a([0.7, 0.2, 0, 0]), a([1, 1, 0, 0]), (1.0, 0.5, 2 / 3)),  # probabilities: > 0.5 is a hit
+    ],
+)
 def test_onset_scores(pred, true, want):
     got = onset_scores(pred, true)
     assert all(close(g, w) for g, w in zip(got, want, strict=True)), got
 
 
-@pytest.mark.parametrize(("pred", "true", "want"), [
-    (a([0, 1, 0, 0, 0, 1, 0, 0]), a([1, 0, 0, 0, 0, 0, 1, 0]), 1.0),  # one step late, one step early
-    (a([0, 0, 1, 0, 0, 0, 0, 0]), a([1, 0, 0, 0, 0, 0, 0, 0]), 0.0),  # two steps: out of tolerance
-    (a([0, 1, 1, 1, 0, 0, 0, 0]), a([0, 0, 1, 0, 0, 0, 0, 0]), 0.5),  # a true onset is matched once: 2*1/(3+1)
-    (a([0, 0, 1, 0, 0, 0, 0, 0]), a([0, 1, 0, 1, 0, 0, 0, 0]), 2 / 3),  # a prediction too: 2*1/(1+2)
-    (a([1, 0, 0, 0], [0, 0, 0, 0]), a([0, 0, 0, 0], [1, 0, 0, 0]), 0.0),  # another instrument's hit
-    (a([0, 0, 0, 1]), a([1, 0, 0, 0]), 0.0),  # loops do not wrap
-    # A 32nd-triplet roll (every 2 steps) played one step early, or late: every hit is near its own.
-    (a([0, 1, 0, 1, 0, 1, 0, 0]), a([0, 0, 1, 0, 1, 0, 1, 0]), 1.0),
-    (a([0, 0, 0, 1, 0, 1, 0, 1]), a([0, 0, 1, 0, 1, 0, 1, 0]), 1.0),
-    (a([0, 0, 0, 0]), a([0, 0, 0, 0]), nan),
-])
+@pytest.mark.parametrize(
+    ("pred", "true", "want"),
+    [
+        (a([0, 1, 0, 0, 0, 1, 0, 0]), a([1, 0, 0, 0, 0, 0, 1, 0]), 1.0),  # one step late, one step early
+        (a([0, 0, 1, 0, 0, 0, 0, 0]), a([1, 0, 0, 0, 0, 0, 0, 0]), 0.0),  # two steps: out of tolerance
+        (a([0, 1, 1, 1, 0, 0, 0, 0]), a([0, 0, 1, 0, 0, 0, 0, 0]), 0.5),  # a true onset is matched once: 2*1/(3+1)
+        (a([0, 0, 1, 0, 0, 0, 0, 0]), a([0, 1, 0, 1, 0, 0, 0, 0]), 2 / 3),  # a prediction too: 2*1/(1+2)
+        (a([1, 0, 0, 0], [0, 0, 0, 0]), a([0, 0, 0, 0], [1, 0, 0, 0]), 0.0),  # another instrument's hit
+        (a([0, 0, 0, 1]), a([1, 0, 0, 0]), 0.0),  # loops do not wrap
+        # A 32nd-triplet roll (every 2 steps) played one step early, or late: every hit is near its own.
+        (a([0, 1, 0, 1, 0, 1, 0, 0]), a([0, 0, 1, 0, 1, 0, 1, 0]), 1.0),
+        (a([0, 0, 0, 1, 0, 1, 0, 1]), a([0, 0, 1, 0, 1, 0, 1, 0]), 1.0),
+        (a([0, 0, 0, 0]), a([0, 0, 0, 0]), nan),
+    ],
+)
 def test_tolerant_f1(pred, true, want):
     assert close(tolerant_f1(pred, true), want)
 
@@ -217,13 +263,19 @@ def test_timing_mae_ms_at_each_loops_tempo():
 
 # --- config checks ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("field", "value", "problem"), [
-    ("hidden", 0, "must be at least 1"),
-    ("latent_dim", -2, "must be at least 1"),
-    ("steps", 0, "must be at least 1"),
-    ("beta", -0.1, "must not be negative"),
-    ("w_offset", nan, "must not be negative"),
-])
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("hidden", 0, "must be at least 1"),
+        ("latent_dim", -2, "must be at least 1"),
+        ("steps", 0, "must be at least 1"),
+        ("beta", -0.1, "must not be negative"),
+        ("w_offset", nan, "must not be negative"),
+        ("dropout", 1.0, "must be at least 0 and below 1"),
+        ("dropout", -0.1, "must be at least 0 and below 1"),
+    ],
+)
 def test_vae_config_refuses_bad_fields_naming_them(field, value, problem):
     with pytest.raises(ConfigError) as e:
         VAEConfig(**{field: value})

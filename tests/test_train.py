@@ -74,6 +74,7 @@ def tiny(ds, seed=0, **cfg) -> Checkpoint:
 
 # --- training --------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_loss_goes_down(model_6_8):
     s = load_checkpoint(model_6_8).summary
@@ -203,16 +204,21 @@ def test_training_uses_its_thread_count_and_gives_the_callers_back(ds_6_8, monke
     assert torch.get_num_threads() == 1
 
 
-@pytest.mark.parametrize(("field", "value", "problem"), [
-    ("threads", 0, "must be at least 1"),
-    ("batch_size", 0, "must be at least 1"),
-    ("epochs", 0, "must be at least 1"),
-    ("lr", -1.0, "must not be negative"),
-    ("lr", float("nan"), "must not be negative"),
-    ("kl_warmup", 1.5, "must be between 0 and 1"),
-    ("val_fraction", 1.0, "must be at least 0 and below 1"),
-    ("seed", -1, "must not be negative"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("threads", 0, "must be at least 1"),
+        ("batch_size", 0, "must be at least 1"),
+        ("epochs", 0, "must be at least 1"),
+        ("lr", -1.0, "must not be negative"),
+        ("lr", float("nan"), "must not be negative"),
+        ("kl_warmup", 1.5, "must be between 0 and 1"),
+        ("val_fraction", 1.0, "must be at least 0 and below 1"),
+        ("seed", -1, "must not be negative"),
+        ("updates", 0, "must be at least 1"),
+        ("latent_noise", -0.5, "must not be negative"),
+    ],
+)
 def test_train_config_refuses_bad_fields_naming_them(field, value, problem):
     with pytest.raises(ConfigError) as e:
         TrainConfig(**{field: value})
@@ -220,7 +226,22 @@ def test_train_config_refuses_bad_fields_naming_them(field, value, problem):
     assert TrainConfig(epochs=None, max_seconds=None).epochs is None  # None: unset, not out of range
 
 
+def test_epochs_and_updates_are_one_choice():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(epochs=10, updates=100)
+    assert (e.value.field, e.value.problem) == ("updates", "cannot be given with epochs: give one of them")
+
+
+@pytest.mark.slow
+def test_updates_are_rounded_up_to_whole_epochs(ds_6_8):
+    per_epoch = -(-len(ds_6_8.loops) * ds_6_8.copies // 16)  # batches of 16
+    ckpt = tiny(ds_6_8, epochs=None, updates=per_epoch + 1, batch_size=16)
+    assert ckpt.summary.updates == 2 * per_epoch and ckpt.summary.epochs == 2
+    assert ckpt.train_config["updates"] == per_epoch + 1
+
+
 # --- checkpoints ------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
@@ -228,8 +249,16 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
     assert d["format"] == "rvae-checkpoint"
     assert d["grid"] == {"time_signature": [6, 8], "steps_per_quarter": 24, "bars": 1}
     assert d["kit"] == KITS["default"].to_dict()
-    assert d["model_config"] == {"instruments": 9, "steps": 72, "hidden": 256, "latent_dim": 2, "beta": 0.2,
-                                 "w_velocity": 1.0, "w_offset": 1.0}
+    assert d["model_config"] == {
+        "instruments": 9,
+        "steps": 72,
+        "hidden": 256,
+        "latent_dim": 2,
+        "beta": 0.2,
+        "w_velocity": 1.0,
+        "w_offset": 1.0,
+        "dropout": 0.0,
+    }
     assert d["data_config"]["time_signature"] == "6/8" and d["train_config"]["seed"] == 0
     assert d["summary"]["loops"] == 32 and d["summary"]["files_read"] == 14  # one flat dict, as always
     assert d["summary"]["epochs"] == len(d["summary"]["loss_history"]) and "data" not in d["summary"]
@@ -239,6 +268,18 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(model_6_8):
     assert ckpt.summary.data["loops"] == 32 and ckpt.summary.to_dict() == d["summary"]
     assert ckpt.grid == Grid((6, 8)) and ckpt.kit == KITS["default"] and ckpt.path == model_6_8
     assert not ckpt.model.training
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_before_dropout_loads_as_the_network_it_was(model_6_8, tmp_path):
+    d = torch.load(model_6_8, map_location="cpu", weights_only=True)
+    del d["model_config"]["dropout"]  # written before the field existed
+    del d["train_config"]["updates"], d["train_config"]["latent_noise"]
+    torch.save(d, tmp_path / "old.pt")
+    old, new = load_checkpoint(tmp_path / "old.pt"), load_checkpoint(model_6_8)
+    assert old.model.config.dropout == 0.0 and old.model.config == new.model.config
+    z = torch.tensor([[0.5, -1.0]])
+    torch.testing.assert_close(old.model.decode(z), new.model.decode(z))
 
 
 @pytest.mark.slow
@@ -262,8 +303,9 @@ def test_checkpoint_is_written_atomically(ds_6_8, tmp_path, monkeypatch):
     second = tiny(ds_6_8, epochs=2, seed=1)
     save_checkpoint(second, path)
     assert path.read_bytes() != before and [p.name for p in tmp_path.iterdir()] == ["m.pt"]
-    torch.testing.assert_close(load_checkpoint(path).model.encoder.mean.weight,
-                               second.model.encoder.mean.weight, atol=1e-3, rtol=1e-3)  # stored as float16
+    torch.testing.assert_close(
+        load_checkpoint(path).model.encoder.mean.weight, second.model.encoder.mean.weight, atol=1e-3, rtol=1e-3
+    )  # stored as float16
 
 
 def test_default_model_checkpoint_is_under_10_mb(tmp_path):
@@ -286,7 +328,7 @@ def bad_checkpoint(kind: str, good: Path, path: Path) -> Path:
     data = good.read_bytes()
     if kind == "corrupt":  # bits flipped inside the stored weights
         mid = len(data) // 2
-        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 64]) + data[mid + 64:])
+        path.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid : mid + 64]) + data[mid + 64 :])
     elif kind == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif kind == "empty":
