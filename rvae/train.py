@@ -110,7 +110,11 @@ def _split(ds: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> tuple[lis
 def auto_updates(loops: int) -> int:
     """Optimiser steps when no epoch count is given: about 12 per unique loop, at least 300
     (a dozen loops memorised in ~3 s) and at most 4000 (~45 s on 2 cores, whatever the set).
-    R-VAE's 150 epochs over 64 loops are only 150 steps: too few once there are ~100 loops."""
+    R-VAE's 150 epochs over 64 loops are only 150 steps: too few once there are ~100 loops.
+    The cap is not what holds fine grids back on a large set: on the Groove subset at 24 steps
+    per quarter, 1 bar (12,803 training loops, seed 0, a third of the files held out), 8,000
+    updates instead of 4,000 gave training onset F1 0.206 against 0.221 and held-out 0.145
+    against 0.144 (the model kept is the best on validation either way)."""
     return int(min(4000, max(300, 12 * loops)))
 
 

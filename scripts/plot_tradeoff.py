@@ -1,13 +1,21 @@
-"""The defaults trade-off as one figure: prior OA against the share of prior samples that copy a
-training loop, one point (mean ± 95 % CI over seeds and folds) per setting of each study, with
-the issue's targets drawn in. Reads the studies' results.json; writes PNG and SVG.
+"""The defaults study's trade-off (issue 13: a space that copies less): for each setting tried
+on a set (at least MIN_RUNS runs), training onset F1, prior OA, the share of prior samples that copy a training loop and
+the map's novelty (mean ± 95 % CI over seeds and folds), as a Markdown table and a figure
+(prior OA against copy share, one panel per set, the targets shaded).
 
-    .venv/bin/python scripts/plot_tradeoff.py OUT_STEM RESULTS_DIR[:LABEL] ...
+    .venv/bin/python scripts/plot_tradeoff.py OUT_STEM LABEL=RESULTS_DIR[,RESULTS_DIR...] ...
+
+Each RESULTS_DIR is an `rvae experiment` output folder (its results.json). The studies of one
+set may overlap (each has today's defaults as one cell): runs are told apart by their settings
+with the defaults filled in, seed and fold, and a run found twice counts once. On these sets
+(at most 64 loops after min_loops' duplication) an epoch is one batch, so the epochs a run
+trained are its updates. Writes OUT_STEM.md, .png and .svg.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -16,54 +24,109 @@ sys.path.insert(0, str(REPO))
 
 from rvae.experiment.report import require_matplotlib  # noqa: E402
 from rvae.files import write_atomic  # noqa: E402
+from rvae.model import VAEConfig  # noqa: E402
 from rvae.stats import mean_ci  # noqa: E402
+from rvae.train import TrainConfig, auto_updates  # noqa: E402
 
-X, Y = "gen_prior_copy_share", "gen_prior_summary_oa_mean"
-SETTINGS = ("beta", "kl_warmup", "epochs")
-MIN_RUNS = 6  # cells with fewer runs (an interrupted setting) are left out
+# The settings studied, with today's defaults; "updates" is read from the epochs a run trained.
+DEFAULTS = {
+    "beta": VAEConfig.beta,
+    "kl_warmup": TrainConfig.kl_warmup,
+    "dropout": VAEConfig.dropout,
+    "latent_noise": TrainConfig.latent_noise,
+}
+METRICS = {
+    "train_onset_f1": "training onset F1",
+    "gen_prior_summary_oa_mean": "prior OA",
+    "gen_prior_copy_share": "prior copy share",
+    "gen_novelty_map": "map novelty",
+}
+OA_TARGET, F1_TARGET = 0.65, 0.95
+MIN_RUNS = 3  # cells with fewer runs (a setting tried once, an interrupted study) are left out
+
+
+def setting(row: dict) -> tuple:
+    """The run's studied settings, defaults filled in; updates None when automatic."""
+    values = tuple(row.get(k, d) for k, d in DEFAULTS.items())
+    updates = row["epochs"]  # trained, whatever asked for them (epochs, updates or neither)
+    return (*values, None if updates == auto_updates(row["train_loops"]) else updates)
+
+
+def label(key: tuple) -> str:
+    names = [*DEFAULTS, "updates"]
+    parts = [
+        f"{n} {v:g}" for n, v, d in zip(names, key, [*DEFAULTS.values(), None], strict=True) if v is not None and v != d
+    ]
+    return ", ".join(parts) or "today's defaults"
+
+
+def cells(folders: list[str]) -> dict[tuple, list[dict]]:
+    rows = [r for f in folders for r in json.loads(Path(f, "results.json").read_text()) if r.get("status") == "ok"]
+    out: dict[tuple, dict[tuple, dict]] = {}
+    for r in rows:
+        key = setting(r)
+        out.setdefault(key, {}).setdefault((r["seed"], r["fold"]), r)  # one run found twice counts once
+    return {k: list(v.values()) for k, v in out.items() if len(v) >= MIN_RUNS}
+
+
+def summarise(runs: list[dict]) -> dict[str, tuple[float, float, float]]:
+    return {m: mean_ci([r.get(m) for r in runs])[:3] for m in METRICS}
 
 
 def main() -> None:
-    stem, studies = Path(sys.argv[1]), sys.argv[2:]
+    stem, specs = Path(sys.argv[1]), sys.argv[2:]
     plt = require_matplotlib()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
-    for i, spec in enumerate(studies):
-        folder, _, label = spec.partition(":")
-        rows = [r for r in json.loads(Path(folder, "results.json").read_text()) if r.get("status") == "ok"]
-        cells: dict[tuple, list[dict]] = {}
-        for r in rows:
-            cells.setdefault(tuple((k, r.get(k)) for k in SETTINGS if k in r), []).append(r)
-        cells = {k: v for k, v in cells.items() if len(v) >= MIN_RUNS}
-        for key, runs in sorted(cells.items(), key=lambda kv: str(kv[0])):
-            mx, lx, hx, _ = mean_ci([r[X] for r in runs])
-            my, ly, hy, _ = mean_ci([r[Y] for r in runs])
+    sets = {}
+    for spec in specs:
+        name, _, folders = spec.partition("=")
+        sets[name] = cells(folders.split(","))
+    lines = [
+        "| set | setting | runs | " + " | ".join(METRICS.values()) + " | meets the targets |",
+        "|---|---|---|" + "---|" * len(METRICS) + "---|",
+    ]
+    fig, axes = plt.subplots(1, len(sets), figsize=(6.0 * len(sets), 5.0), layout="constrained", squeeze=False)
+    for ax, (name, found) in zip(axes[0], sets.items(), strict=True):
+        default = summarise(found[(*DEFAULTS.values(), None)])
+        copy_target = default["gen_prior_copy_share"][0] / 2
+        order = sorted(found, key=lambda k: (label(k) != "today's defaults", label(k)))
+        for i, key in enumerate(order):
+            s = summarise(found[key])
+            f1, oa, copies = (s[m][0] for m in ("train_onset_f1", "gen_prior_summary_oa_mean", "gen_prior_copy_share"))
+            meets = f1 >= F1_TARGET and oa >= OA_TARGET and copies <= copy_target
+            lines.append(
+                f"| {name} | {label(key)} | {len(found[key])} | "
+                + " | ".join(f"{m:.3f} ± {(hi - lo) / 2:.3f}" if math.isfinite(m) else "–" for m, lo, hi in s.values())
+                + f" | {'yes' if meets else 'no'} |"
+            )
+            (mx, lx, hx), (my, ly, hy) = s["gen_prior_copy_share"], s["gen_prior_summary_oa_mean"]
             ax.errorbar(
                 mx,
                 my,
                 xerr=[[mx - lx], [hx - mx]],
                 yerr=[[my - ly], [hy - my]],
-                fmt="o",
-                color=f"C{i}",
+                fmt="s" if i == 0 else "o",
+                color="black" if i == 0 else f"C{i % 10}",
                 capsize=2,
-                alpha=0.8,
-                label=label or folder if key == sorted(cells, key=str)[0] else None,
+                alpha=0.85,
+                markerfacecolor="none" if f1 < F1_TARGET else None,
             )
-            ax.annotate(
-                ", ".join(f"{k} {v}" for k, v in key), (mx, my), fontsize=6, xytext=(3, 3), textcoords="offset points"
-            )
-    ax.axhline(0.65, color="grey", ls="--", lw=1)
-    ax.text(ax.get_xlim()[1], 0.65, " prior OA 0.65", va="bottom", ha="right", fontsize=7, color="grey")
-    ax.set_xlabel("prior samples that copy a training loop (share)")
-    ax.set_ylabel("prior samples: mean OA against the training loops")
-    ax.set_title("copying against fidelity: mean ± 95 % CI over 2 seeds x 3 folds", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+            ax.annotate(label(key), (mx, my), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.fill_between([0, copy_target], OA_TARGET, 1.0, color="C2", alpha=0.12, label="targets (F1 ≥ 0.95 too)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(min(0.3, ax.get_ylim()[0]), 0.85)
+        ax.set_xlabel("prior samples that copy a training loop (share)")
+        ax.set_ylabel("prior samples: mean OA against the training loops")
+        ax.set_title(f"{name}: mean ± 95 % CI over seeds x folds (hollow: training F1 < 0.95)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    write_atomic(stem.with_suffix(".md"), lambda p: Path(p).write_text("\n".join(lines) + "\n"))
     for ext in ("png", "svg"):
 
         def write(tmp: str, ext: str = ext) -> None:
             fig.savefig(tmp, format=ext, dpi=150)
 
         write_atomic(stem.with_suffix(f".{ext}"), write)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
