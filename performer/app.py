@@ -112,7 +112,8 @@ class PerformConfig:
     record: str | None = field(
         default=None,
         metadata=_option(
-            "record the performance, and the cursor to OUT.cursor.csv (default: no recording)", metavar="OUT.mid"
+            "record the performance, and the cursor and densities to OUT.cursor.csv (default: no recording)",
+            metavar="OUT.mid",
         ),
     )
     audio: bool = field(default=False, metadata=_option("play a synthesised drum kit through the sound card"))

@@ -230,7 +230,7 @@ class PlayerView:
     beat: float = 0.0  # playhead, beats from the start of playback
     bpm: float = 120.0  # internal tempo, or the estimate from incoming clock
     clock: str = "internal"  # "internal" or "midi"
-    state: str = "stopped"  # "playing", "stopped", "waiting for clock"
+    state: str = "stopped"  # "playing", or the clock's idle: "stopped", "waiting for clock", "clock lost"
     ports: str = ""  # e.g. "out: rvae (JACK)  in: —"
     pattern: Pattern | None = None  # the pattern playing now
     late_events: int = 0  # events sent over 1 ms after they were due to leave
