@@ -22,6 +22,7 @@ from performer import control, ports
 from performer.clock import Clock, InternalClock, MidiClockFollower
 from performer.control import TEMPO_RANGE, VELOCITY_MODES, Controls, ControlState
 from performer.decoder import DecodeWorker, decode_threads
+from performer.learn import Learning, session_folder
 from performer.ports import Output, OutputPort
 from performer.record import Recording
 from performer.sequencer import SWAP_MODES, Mailbox, Player, PlayerView, Sequencer
@@ -118,6 +119,25 @@ class PerformConfig:
     )
     audio: bool = field(default=False, metadata=_option("play a synthesised drum kit through the sound card"))
     seconds: float | None = field(default=None, metadata=_option("stop after this many seconds (default: never)"))
+    learn_in: str | None = field(
+        default=None,
+        metadata=_option(
+            "capture notes played on this MIDI input (may be --midi-in's) to learn from: l / /rvae/learn "
+            "(default: no capture)",
+            metavar="NAME",
+        ),
+    )
+    learn_save: str | None = field(
+        default=None,
+        metadata=_option(
+            "folder for the captured bars and learned models (default: beside --record, else "
+            "~/.local/share/rvae/sessions/DATE/)",
+            metavar="DIR",
+        ),
+    )
+    learn_follow: str = field(
+        default="on", metadata=_option("after a learn, move the cursor to the first new bar", choices=("on", "off"))
+    )
     switch_interval: float = 0.0002  # the GIL hand-over interval while performing (Python: 5 ms); not an option
 
     def __post_init__(self) -> None:
@@ -148,6 +168,8 @@ class PerformConfig:
         for flag, cc in (("--cc-x", self.cc_x), ("--cc-y", self.cc_y)):
             if cc is not None and not 0 <= cc <= 127:
                 raise UserError(f"{flag} {cc}: MIDI controller numbers are 0 to 127")
+        if self.learn_follow not in ("on", "off"):
+            raise UserError(f"--learn-follow {self.learn_follow!r}: choose on or off")
         if self.cc_x is not None and self.cc_x == self.cc_y:
             raise UserError(f"--cc-x and --cc-y are both {self.cc_x}: give each axis its own controller")
         if self.cc_density is not None:
@@ -193,6 +215,7 @@ class Performance:
         self._stack = contextlib.ExitStack()
         self.headless = cfg.headless or not self._window_opens()
         self.recording: Recording | None = None
+        self.learning: Learning | None = None
         self.cursor_out: control.OscCursorOut | None = None
 
     def square_of(self, ckpt: Checkpoint) -> float:
@@ -282,8 +305,15 @@ class Performance:
             send_clock=cfg.send_clock,
             ports=port_text,
         )
+        self._stack.enter_context(decode_threads())  # one torch thread: see decoder.DECODE_THREADS
+        worker = DecodeWorker(ckpt, self.controls, mailbox, lambda: player.view)
+        worker.turn()  # the first pattern before the clock starts: bar 1 is never empty
+        learning = self.learning = self._learning(worker, clock) if cfg.learn_in else None
+        shared = learning is not None and cfg.learn_in == cfg.midi_in  # one port: clock and CC and played notes
         wanted = (cfg.cc_x, cfg.cc_y, cfg.cc_density)
         cc = control.CCMap(cfg.cc_x, cfg.cc_y, cc_density=cfg.cc_density) if wanted != (None,) * 3 else None
+        # the API the output opened with, so the ALSA-less fallback to JACK holds for input too
+        api = cfg.midi_api or (out.api if out is not None else None)
         if follower is not None or cc is not None or cfg.midi_in:
 
             def on_input(msg, stamp) -> None:  # rtmidi's thread: only queue and write values
@@ -291,10 +321,10 @@ class Performance:
                     player.wake()
                 if cc is not None:
                     cc.handle(msg, self.controls)
+                if shared and learning is not None:
+                    learning.hear(msg, stamp)
 
-            # the API the output opened with, so the ALSA-less fallback to JACK holds for input too
-            api = cfg.midi_api or (out.api if out is not None else None)
-            inp = ports.open_input(cfg.midi_in or "rvae-in", api, on_input)
+            inp = ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=shared)
             self._on_exit(inp.close)
             if cfg.midi_in and inp.virtual:
                 self.say(
@@ -303,9 +333,19 @@ class Performance:
                 )
             port_text += f"  in: {inp.name}"
             player.ports = port_text
-        self._stack.enter_context(decode_threads())  # one torch thread: see decoder.DECODE_THREADS
-        worker = DecodeWorker(ckpt, self.controls, mailbox, lambda: player.view)
-        worker.turn()  # the first pattern before the clock starts: bar 1 is never empty
+        if learning is not None:
+            if not shared:
+                assert cfg.learn_in is not None
+                played = ports.open_input(cfg.learn_in, api, learning.hear, timed=True)
+                self._on_exit(played.close)
+                learning.source = played.name
+                if played.virtual:
+                    self.say(
+                        f"no MIDI source's name contains {cfg.learn_in!r}: made the input {played.name}; "
+                        "connect your pads or e-kit to it"
+                    )
+                port_text += f"  learn: {played.name}"
+                player.ports = port_text
         if cfg.osc_port:
             server = control.OscServer(self.controls, cfg.osc_host, cfg.osc_port, instruments=len(ckpt.kit))
             try:
@@ -326,12 +366,40 @@ class Performance:
         self._on_exit(player.stop)
         worker.start()
         self._on_exit(worker.stop)
+        if learning is not None:
+            learning.start()
+            self._on_exit(learning.stop)  # first on the way out: the bar being played is written
         self.say(
             f"playing {Path(cfg.checkpoint).name} ({ckpt.grid.meter}) on {port_text}, clock {cfg.clock}"
             + (f" at {cfg.bpm:g} BPM" if cfg.clock == "internal" else "")
             + f"; the pad spans ±{self.controls.get().extent:g}"
             + ("" if self.headless else "; window open")
         )
+
+    def _learning(self, worker: DecodeWorker, clock: Clock) -> Learning:
+        cfg, ckpt, player = self.cfg, self.ckpt, self.player
+        folder = Path(cfg.learn_save).expanduser() if cfg.learn_save else session_folder(cfg.record)
+        learning = Learning(
+            ckpt,
+            self.controls,
+            worker,
+            lambda: player.view,
+            clock.beat_at,
+            folder,
+            self.say,
+            follow=cfg.learn_follow == "on",
+            on_model=self.use_square,
+        )
+        learning.source = cfg.learn_in or ""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.say(f"cannot make the session folder {folder} ({e.strerror or e}): captured bars stay in memory")
+        self.say(
+            f"learning: bars played are saved in {folder}; l (or /rvae/learn) learns them, u undoes, f finds"
+            + ("" if ckpt.keeps_loops else f"; but {Path(cfg.checkpoint).name} was trained with --no-keep-loops")
+        )
+        return learning
 
     def _open_output(self) -> OutputPort | None:
         cfg = self.cfg
@@ -376,11 +444,20 @@ class Performance:
 
             # rvae -v sets our loggers to INFO: the same switch prints the bar line
             verbose = logging.getLogger("performer").isEnabledFor(logging.INFO)
-            run_console(view, self.ckpt.kit.names, self.stop, self._follow_cursor, self.show, verbose)
+            learning = self.learning
+            extra = None
+            if learning is not None:
+
+                def extra() -> str:
+                    lv = learning.view
+                    return f"captured {len(lv.bars)}" + (f", unmapped {lv.unmapped}" if lv.unmapped else "")
+
+            run_console(view, self.ckpt.kit.names, self.stop, self._follow_cursor, self.show, verbose, extra)
         else:
             from performer.ui import run_window
 
-            run_window(self.ckpt, self.controls, view, self.stop, on_frame=self._follow_cursor)
+            learn_view = (lambda lv=self.learning: lv.view) if self.learning is not None else None
+            run_window(self.ckpt, self.controls, view, self.stop, on_frame=self._follow_cursor, learn=learn_view)
 
 
 def perform(cfg: PerformConfig, say: Callable[[str], object] = print, show: Callable[[str], object] = print) -> int:

@@ -25,9 +25,12 @@ OSC in (``OscServer``, 127.0.0.1:12000 by default, where Wekinator sends its out
 ``/rvae/microtiming pct``   0..100 -> 0..1
 ``/rvae/velocity m [v]``    ``fixed`` (optionally at velocity v, 1..127) or ``decoded``
 ``/rvae/swap m``            ``tick``, ``beat`` or ``bar``
+``/rvae/learn [bars]``      learn the last ``bars`` played (1..16; 0 ignored), or those since the last learn
+``/rvae/undo``              back to the model before the last learn
+``/rvae/find``              the cursor to the last bar played
 ==========================  =================================================================
 
-Start, stop and panic also take one number, as buttons send (TouchOSC: 1 on press, 0 on
+Start, stop, panic, undo and find also take one number, as buttons send (TouchOSC: 1 on press, 0 on
 release): non-zero acts, zero is ignored. Numbers may be ints or floats; NaN and infinity
 are rejected, and so is a value outside its range, on every address, as the command line
 refuses it: clamped, ``/rvae/threshold 5`` would silence the show without a word. A message
@@ -81,6 +84,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VELOCITY_MODES = ("decoded", "fixed")
+LEARN_HELD = 16  # bars a learn can reach back (performer.learn.HELD)
 TEMPO_RANGE = (20.0, 300.0)  # BPM the internal clock takes: --bpm, /rvae/tempo and the keys
 DENSITY_RANGE = (-1.0, 1.0)  # an instrument's density offset; 0 = the model's own threshold
 DENSITY_CCS = 9  # --cc-density FIRST: controllers FIRST..FIRST+8 for instruments 1-9
@@ -101,6 +105,10 @@ class ControlState:
     bpm: float = 120.0  # internal clock tempo
     running: bool = True  # start / stop
     panic: int = 0  # raised by one for every panic request
+    learn: int = 0  # raised by one for every learn request (learning on stage, performer.learn)...
+    learn_bars: int = 0  # ...for the last this many bars played; 0: those since the last learn
+    undo: int = 0  # raised by one for every undo (back to the model before the last learn)
+    find: int = 0  # raised by one for every find (the cursor to the last bar played)
 
 
 class Controls:
@@ -131,6 +139,14 @@ class Controls:
     def request_panic(self) -> ControlState:
         with self._lock:
             self._state = dataclasses.replace(self._state, panic=self._state.panic + 1)
+            self.version += 1
+            return self._state
+
+    def request(self, counter: str, **values: Any) -> ControlState:
+        """Raise a request counter (``learn``, ``undo``, ``find``) by one, with its values."""
+        with self._lock:
+            changes = {counter: getattr(self._state, counter) + 1, **values}
+            self._state = dataclasses.replace(self._state, **changes)
             self.version += 1
             return self._state
 
@@ -372,6 +388,9 @@ class OscServer:
             "/rvae/microtiming": self._microtiming,
             "/rvae/velocity": self._velocity,
             "/rvae/swap": self._swap,
+            "/rvae/learn": self._learn,
+            "/rvae/undo": self._undo,
+            "/rvae/find": self._find,
         }
         self.addresses = tuple(handlers)
         for address, handler in handlers.items():
@@ -545,6 +564,23 @@ class OscServer:
     def _swap(self, *args: Any) -> None:
         _arity(args, 1)
         self.controls.update(swap=_word(args[0], SWAP_MODES))
+
+    def _learn(self, *args: Any) -> None:
+        _arity(args, 0, 1)
+        bars = _integer(args[0]) if args else 0
+        if args and bars == 0:
+            return  # a button's release
+        if args and not 1 <= bars <= LEARN_HELD:
+            raise _Malformed(f"bars must be 1..{LEARN_HELD} (the bars held), got {bars}")
+        self.controls.request("learn", learn_bars=bars)
+
+    def _undo(self, *args: Any) -> None:
+        if _pressed(args):
+            self.controls.request("undo")
+
+    def _find(self, *args: Any) -> None:
+        if _pressed(args):
+            self.controls.request("find")
 
 
 # --- OSC out -------------------------------------------------------------------------------

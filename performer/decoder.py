@@ -8,6 +8,7 @@ groove breathes around the cursor while it stands still.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
@@ -94,7 +95,13 @@ class DecodeWorker:
         self.serial = 0
         self.decoded = 0  # patterns made, for the status and the benchmark
         self._last_key: tuple | None = None
+        self._decoded_with: Checkpoint | None = None  # the model of the last pattern
         self._thread: threading.Thread | None = None
+
+    def set_model(self, ckpt: Checkpoint) -> None:
+        """Decode with ``ckpt`` from the next turn on; its first pattern takes over at a bar
+        line (learning on stage swaps models through here, from its own thread)."""
+        self.ckpt = ckpt
 
     def _key(self, st: ControlState) -> tuple:
         bar = None
@@ -105,7 +112,8 @@ class DecodeWorker:
     def turn(self) -> Pattern | None:
         """Decode if anything changed since the last turn; publish and return the pattern."""
         st = self.controls.get()
-        key = self._key(st)
+        ckpt = self.ckpt  # read once: set_model may replace it meanwhile
+        key = (id(ckpt), *self._key(st))
         if key == self._last_key:
             return None
         self._last_key = key
@@ -113,7 +121,10 @@ class DecodeWorker:
         if st.noise > 0:
             z = tuple(float(v) for v in np.asarray(z) + self.rng.normal(0.0, st.noise, len(z)))
         self.serial += 1
-        pattern = pattern_for(self.ckpt, st, z, self.serial, st.bpm)
+        pattern = pattern_for(ckpt, st, z, self.serial, st.bpm)
+        if self._decoded_with is not None and ckpt is not self._decoded_with:
+            pattern = dataclasses.replace(pattern, swap="bar")  # another model: at a bar line, whatever --swap says
+        self._decoded_with = ckpt
         self.mailbox.put(pattern)
         self.decoded += 1
         return pattern

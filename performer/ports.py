@@ -426,13 +426,45 @@ def open_output(name: str = "rvae", api: str | None = None, channel: int = 9) ->
 # --- input -------------------------------------------------------------------------------
 
 
+class Arrival:
+    """When a message arrived, on perf_counter's clock, from the input's own timestamps
+    (``timed`` inputs). rtmidi gives each message the time since the one before on the MIDI
+    system's clock (JACK: jack_get_time as its cycle is read), so their running sum is exact
+    whatever Python's callback waited for the GIL; the sum's origin on perf_counter's clock
+    is the smallest lag of any message (stamp - sum: one delivered at once). The origin may
+    creep later by CREEP a second, so a lost delta or a drifting clock heals. Never later
+    than the stamp itself."""
+
+    CREEP = 0.001  # seconds per second
+
+    def __init__(self) -> None:
+        self.sum: float | None = None
+        self.origin = 0.0
+        self.last = 0.0
+
+    def __call__(self, delta: float, stamp: float) -> float:
+        if self.sum is None:
+            self.sum, self.origin = 0.0, stamp
+        else:
+            self.sum += max(0.0, delta)
+            self.origin = min(self.origin + self.CREEP * (stamp - self.last), stamp - self.sum)
+        self.last = stamp
+        return self.sum + self.origin
+
+
 class InputPort:
     """A MIDI input that hands ``callback(msg, stamp)`` every message, stamped with
     ``time.perf_counter()`` as soon as rtmidi delivers it (rtmidi's own deltas are not
     reliable: python-rtmidi issue #204). Clock, Start, Continue, Stop and Song Position
-    come through; SysEx and Active Sensing are dropped."""
+    come through; SysEx and Active Sensing are dropped.
 
-    def __init__(self, rt: rtmidi.MidiIn, callback: InputCallback, name: str = "", virtual: bool = False) -> None:
+    ``timed``: the stamp is the input's own time of arrival (``Arrival``), not the time
+    Python got round to the callback; every message then passes through rtmidi, so that
+    none of its deltas is lost, and SysEx and Active Sensing are dropped here."""
+
+    def __init__(
+        self, rt: rtmidi.MidiIn, callback: InputCallback, name: str = "", virtual: bool = False, timed: bool = False
+    ) -> None:
         self._rt = rt
         self.name = name  # our virtual port's name, or the full name of the port we listen to
         self.virtual = virtual
@@ -440,8 +472,9 @@ class InputPort:
         self._callback = callback
         self._closed = False
         self._errors = 0  # callback exceptions, the first one logged
+        self._arrival = Arrival() if timed else None
         # rtmidi drops timing messages by default; a clock follower needs them
-        rt.ignore_types(sysex=True, timing=False, active_sense=True)
+        rt.ignore_types(sysex=not timed, timing=False, active_sense=not timed)
         rt.set_callback(self._on_message)
 
     def __repr__(self) -> str:
@@ -454,6 +487,10 @@ class InputPort:
 
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
         stamp = time.perf_counter()  # first: everything after this is our own latency
+        if self._arrival is not None:
+            stamp = self._arrival(event[1], stamp)
+            if event[0] and event[0][0] in (0xF0, 0xF7, 0xFE):  # SysEx, its end, Active Sensing
+                return
         try:
             msg = mido.Message.from_bytes(event[0])
         except ValueError:
@@ -489,14 +526,14 @@ class InputPort:
         self.close()
 
 
-def open_input(name: str, api: str | None, callback: InputCallback) -> InputPort:
+def open_input(name: str, api: str | None, callback: InputCallback, timed: bool = False) -> InputPort:
     """The first existing input whose name contains ``name`` (case-insensitive), else a
     virtual port ``name`` (JACK: ``name:name``); ``callback(msg, stamp)`` gets every
-    message on rtmidi's thread. Raises UserError for an unknown ``api`` or a port that
-    cannot open."""
+    message on rtmidi's thread (``timed``: see InputPort). Raises UserError for an unknown
+    ``api`` or a port that cannot open."""
     target = _find(_ports(rtmidi.MidiIn, api), name)
     rt = _new_rt(rtmidi.MidiIn, api, name if target is None else "rvae")
-    inp = InputPort(rt, callback)  # filters and callback before the port opens: nothing slips by
+    inp = InputPort(rt, callback, timed=timed)  # filters and callback before the port opens: nothing slips by
     try:
         inp.name, inp.virtual = _attach(rt, name, target, "in")
     except UserError:

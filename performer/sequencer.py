@@ -85,6 +85,7 @@ class Pattern:
     groove: Groove | None = None  # what was decoded (before mutes), for the display
     z: tuple[float, ...] = ()
     serial: int = 0  # increases with every new pattern, so observers can tell them apart
+    swap: str | None = None  # takes over at this boundary rather than the sequencer's (a new model: "bar")
 
     @property
     def loop_beats(self) -> float:
@@ -180,9 +181,9 @@ class Sequencer:
         self.pattern = current
         self._decided = beat
 
-    def _boundary(self, pattern: Pattern, after: float) -> float:
+    def _boundary(self, pattern: Pattern, after: float, swap: str | None = None) -> float:
         g = pattern.grid
-        unit = {"tick": 1 / g.steps_per_quarter, "beat": 1.0, "bar": float(g.quarters_per_bar)}[self.swap]
+        unit = {"tick": 1 / g.steps_per_quarter, "beat": 1.0, "bar": float(g.quarters_per_bar)}[swap or self.swap]
         return math.ceil(after / unit - 1e-9) * unit
 
     def events(self, b0: float, b1: float) -> list[Event]:
@@ -192,7 +193,9 @@ class Sequencer:
         spq = self._segments[-1].pattern.grid.steps_per_quarter
         reach = b1 + 0.5 / spq  # the last grid position whose early hits can sound before b1
         if self._pending is not None:
-            start = self._boundary(self._segments[-1].pattern, self._decided)
+            last = self._segments[-1]
+            # never before the last segment's start: one bound to a bar line may lie ahead
+            start = max(last.start, self._boundary(last.pattern, self._decided, self._pending.swap))
             self._segments.append(_Segment(start, self._pending))
             self.pattern, self._pending = self._pending, None
         self._decided = max(self._decided, reach)

@@ -55,6 +55,7 @@ from performer.ports import open_input
 __all__ = [
     "JACKD_ARGS",
     "LOCK_PATH",
+    "GrooveSender",
     "MidiClock",
     "MidiDump",
     "Performer",
@@ -591,6 +592,82 @@ def _capture(name: str, out_path: str) -> None:
             json.dump({"events": events, "cycles": state["cycles"], "missed_cycles": state["missed_cycles"]}, f)
 
 
+# --- a drummer following the performer's clock --------------------------------------------------
+
+
+class GrooveSender:
+    """A drummer in a process of its own (``python -m performer.testing send NAME FILE``): a
+    virtual JACK input ``NAME-in:NAME-in`` for the performer's MIDI clock and an output
+    ``NAME-out:NAME-out`` that plays ``hits`` [(pulse, note, velocity)] after the performer's
+    Start, each on its pulse as the pulse arrives (one pulse is one step of a 24-per-quarter
+    grid), ``loops`` times over a loop of ``loop`` pulses; each note ends a pulse later.
+    Playing on the pulse it hears, each note reaches the performer a JACK cycle or so late."""
+
+    def __init__(self, name: str, hits: list[tuple[int, int, int]], loop: int, loops: int) -> None:
+        self._spec = tempfile.NamedTemporaryFile("w", prefix="sender-", suffix=".json", delete=False)
+        json.dump({"hits": hits, "loop": loop, "loops": loops}, self._spec)
+        self._spec.close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "performer.testing", "send", name, self._spec.name],
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            self.clock_in = wait_for_port(f"{name}-in:{name}-in", "input", timeout=10.0)
+            self.out = wait_for_port(f"{name}-out:{name}-out", "output", timeout=10.0)
+        except LookupError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        _stop(self.proc, signal.SIGINT)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        os.unlink(self._spec.name)
+
+    def __enter__(self) -> GrooveSender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _send(name: str, spec_path: str) -> None:
+    """The sender's process (see GrooveSender): play on the pulses until SIGINT."""
+    from performer.ports import open_output
+
+    with open(spec_path) as f:
+        spec = json.load(f)
+    loop, loops = int(spec["loop"]), int(spec["loops"])
+    by_pulse: dict[int, list[tuple[int, int]]] = {}
+    for pulse, note, velocity in spec["hits"]:
+        by_pulse.setdefault(int(pulse), []).append((int(note), int(velocity)))
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG: end with the test
+    out = open_output(f"{name}-out", "jack")
+    state: dict = {"pulse": None, "sounding": []}  # None: no Start heard yet, so no place in the loop
+
+    def on_message(msg: mido.Message, _stamp: float) -> None:
+        if msg.type == "start":
+            state["pulse"] = -1
+        elif msg.type == "clock" and state["pulse"] is not None:
+            for note in state["sounding"]:
+                out.send(mido.Message("note_off", channel=9, note=note, velocity=0))
+            state["pulse"] += 1
+            n = state["pulse"]
+            now = by_pulse.get(n % loop, []) if 0 <= n < loop * loops else []
+            for note, velocity in now:
+                out.send(mido.Message("note_on", channel=9, note=note, velocity=velocity))
+            state["sounding"] = [note for note, _ in now]
+
+    inp = open_input(f"{name}-in", "jack", on_message)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        inp.close()
+        out.close()
+
+
 # --- the performer itself, as a user runs it ---------------------------------------------------
 
 
@@ -671,3 +748,6 @@ class Performer:
 if __name__ == "__main__" and sys.argv[1:2] == ["capture"]:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # for sigwait
     _capture(sys.argv[2], sys.argv[3])
+elif __name__ == "__main__" and sys.argv[1:2] == ["send"]:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # for sigwait
+    _send(sys.argv[2], sys.argv[3])

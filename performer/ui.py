@@ -14,7 +14,9 @@ instruments 1-9; shift + 1-9 selects an instrument's density, which + / - then c
 (shift + the same number or Escape: back to the threshold); space start/stop; + / -
 threshold; [ / ] noise; m microtiming 0/50/100%;
 v velocity fixed/decoded; s swap tick/beat/bar; , / . tempo -/+1 (shift: 10);
-p or shift+Escape panic; q or closing the window quits.
+p or shift+Escape panic; q or closing the window quits. With ``--learn-in``: l learns the bars
+played, u undoes the last learn, f moves the cursor to the last bar played; the captured bars
+show as a strip under the pattern (performer.learn).
 
 The map and the pad show the square the controls hold (``ControlState.extent``: the model's own,
 or --extent), and follow it when it changes.
@@ -41,6 +43,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # before the import, w
 import pygame
 
 from performer.control import DENSITY_RANGE, TEMPO_RANGE, Controls, ControlState
+from performer.learn import HELD, LearnView
 from performer.sequencer import SWAP_MODES, Pattern, PlayerView, bar_beat, shift
 from rvae.checkpoint import Checkpoint
 from rvae.files import save_surface
@@ -108,6 +111,10 @@ HELP = (  # (keys, what they do), drawn as two columns
     ("p, shift+Esc", "panic"),
     ("q", "quit"),
 )
+LEARN_HELP = (("l / u / f", "learn bars played / undo / find"),)
+STRIP_H = 30  # the captured bars' strip under the pattern
+SELECTED = (120, 220, 120)  # outline of the bars a learn takes
+UNSAVED = (230, 90, 80)  # outline of a bar not on disk, and what failed
 
 
 # --- geometry ---------------------------------------------------------------------------------
@@ -119,13 +126,29 @@ class Layout:
     pattern: pygame.Rect
     help: pygame.Rect | None  # None when there is no room for it
     status: pygame.Rect
+    strip: pygame.Rect | None = None  # the captured bars, with --learn-in
 
 
-def layout(size: tuple[int, int], instruments: int) -> Layout:
+def layout(size: tuple[int, int], instruments: int, learning: bool = False) -> Layout:
     """Where everything goes in a window of ``size``: map on the left, pattern and key help
-    on the right, status at the bottom; in a narrow window the pattern goes under the map."""
+    on the right, status at the bottom; in a narrow window the pattern goes under the map.
+    ``learning``: a strip for the captured bars under the pattern, a status line more."""
+    lay = _layout(size, instruments, 1 if learning else 0)
+    if not learning:
+        return lay
+    p = lay.pattern
+    if lay.help is not None:  # the key help moves down
+        strip = pygame.Rect(p.left, p.bottom + PAD // 2, p.w, STRIP_H)
+        h = lay.help.move(0, STRIP_H + PAD // 2)
+        h.h -= STRIP_H + PAD // 2
+        return Layout(lay.map, p, h if h.h >= LINE * 3 else None, lay.status, strip)
+    pattern = pygame.Rect(p.left, p.top, p.w, max(HEADER + 1, p.h - STRIP_H - PAD // 2))  # narrow: it gives way
+    return Layout(lay.map, pattern, None, lay.status, pygame.Rect(p.left, pattern.bottom + PAD // 2, p.w, STRIP_H))
+
+
+def _layout(size: tuple[int, int], instruments: int, more_lines: int) -> Layout:
     w, h = max(int(size[0]), 160), max(int(size[1]), 160)
-    lines = 2 if w >= 1000 else 3 if w >= 700 else 4  # the status items wrap in narrow windows
+    lines = (2 if w >= 1000 else 3 if w >= 700 else 4) + more_lines  # the status items wrap in narrow windows
     status = pygame.Rect(PAD, h - lines * LINE - PAD // 2, w - 2 * PAD, lines * LINE)
     avail_h = status.top - 2 * PAD
     pattern_h = HEADER + instruments * ROW_MAX
@@ -281,15 +304,42 @@ class Renderer:
         view: PlayerView,
         map_surface: pygame.Surface,
         selected: int | None = None,
+        learn: LearnView | None = None,
     ) -> None:
-        """One frame; ``selected``: the instrument whose density + / - change, if any."""
-        lay = layout(surface.get_size(), len(self.names))
+        """One frame; ``selected``: the instrument whose density + / - change, if any;
+        ``learn``: learning on stage's view (the captured bars' strip, its status)."""
+        lay = layout(surface.get_size(), len(self.names), learn is not None)
         surface.fill(BG)
         self._draw_map(surface, lay.map, map_surface, state, view)
+        if learn is not None and lay.strip is not None:
+            self._draw_strip(surface, lay.strip, learn)
         self._draw_pattern(surface, lay.pattern, state, view, selected)
         if lay.help is not None:
-            self._draw_help(surface, lay.help)
-        self._draw_status(surface, lay.status, state, view, selected)
+            self._draw_help(surface, lay.help, learn is not None)
+        self._draw_status(surface, lay.status, state, view, selected, learn)
+
+    def _draw_strip(self, surface: pygame.Surface, rect: pygame.Rect, learn: LearnView) -> None:
+        """The captured bars, oldest left, each a tiny pattern; the ones a learn takes outlined."""
+        pygame.draw.rect(surface, PANEL, rect)
+        label = f"played {len(learn.bars)}, learn {learn.selected}"
+        surface.blit(self.text(label, DIM, small=True), (rect.left + 6, rect.centery - 6))
+        slot_w = (rect.w - NAME_W) / HELD
+        n = len(self.names)
+        first_selected = len(learn.bars) - learn.selected
+        for k, bar in enumerate(learn.bars):
+            cell = pygame.Rect(round(rect.left + NAME_W + k * slot_w) + 1, rect.top + 2, round(slot_w) - 3, rect.h - 4)
+            g = bar.groove
+            inst, step = np.nonzero(g.onsets)
+            for i, st in zip(inst.tolist(), step.tolist(), strict=True):
+                x = cell.left + 1 + st * (cell.w - 3) // g.grid.steps
+                y = cell.top + 1 + i * (cell.h - 3) // max(1, n)
+                surface.fill(self.colours[i % len(self.colours)], (x, y, 2, 2))
+            if not bar.saved:
+                pygame.draw.rect(surface, UNSAVED, cell, 1)
+            elif k >= first_selected:
+                pygame.draw.rect(surface, SELECTED, cell, 1)
+            else:
+                pygame.draw.rect(surface, GRID_LINE[2], cell, 1)
 
     def _draw_map(self, surface, rect, map_surface, state, view) -> None:
         key = (id(map_surface), rect.size)
@@ -398,12 +448,12 @@ class Renderer:
                     out.append((i, step + float(shift(off, state.microtiming)), fixed or vel))
         return out
 
-    def _draw_help(self, surface, rect) -> None:
-        key = rect.size
+    def _draw_help(self, surface, rect, learning: bool = False) -> None:
+        key = (rect.size, learning)
         if key != self._help_key or self._help_layer is None:
             layer = pygame.Surface(rect.size)
             layer.fill(BG)
-            for k, (keys, what) in enumerate(HELP):
+            for k, (keys, what) in enumerate(HELP + (LEARN_HELP if learning else ())):
                 if (k + 1) * 19 > rect.h:
                     break
                 layer.blit(self.text(keys, TEXT, small=True), (4, k * 19))
@@ -411,7 +461,7 @@ class Renderer:
             self._help_layer, self._help_key = layer, key
         surface.blit(self._help_layer, rect)
 
-    def _draw_status(self, surface, rect, state, view, selected=None) -> None:
+    def _draw_status(self, surface, rect, state, view, selected=None, learn: LearnView | None = None) -> None:
         grid = view.pattern.grid if view.pattern is not None else self.ckpt.grid
         bar, unit = bar_beat(view.beat, grid)
         playing = [f"{view.bpm:.1f} BPM", f"{view.clock} clock, {view.state}", f"bar {bar}:{unit}"]
@@ -435,8 +485,14 @@ class Renderer:
         ]
         if not state.running and view.state == "playing":
             controls.append("stopping")
+        learned: list[str] = []
+        if learn is not None:
+            unmapped = f", unmapped notes {learn.unmapped}" if learn.unmapped else ""
+            controls.append(f"captured {len(learn.bars)}{unmapped}")
+            learned = [t for t in (learn.problem, learn.state) if t]
         x, y = rect.left, rect.top
-        for colour, items in ((TEXT, playing), (DIM, controls)):
+        news = UNSAVED if learn and learn.problem else TEXT
+        for colour, items in ((TEXT, playing), (DIM, controls), (news, learned)):
             for item in items:
                 text = self.text(item, colour)
                 if x > rect.left and x + text.get_width() > rect.right:  # wrap rather than clip
@@ -447,10 +503,15 @@ class Renderer:
 
 
 def render(
-    surface: pygame.Surface, ckpt: Checkpoint, state: ControlState, view: PlayerView, map_surface: pygame.Surface
+    surface: pygame.Surface,
+    ckpt: Checkpoint,
+    state: ControlState,
+    view: PlayerView,
+    map_surface: pygame.Surface,
+    learn: LearnView | None = None,
 ) -> None:
     """Draw one frame onto ``surface`` (any size): no display, no events, no controls written."""
-    Renderer(ckpt).draw(surface, state, view, map_surface)
+    Renderer(ckpt).draw(surface, state, view, map_surface, learn=learn)
 
 
 def screenshot(
@@ -483,12 +544,18 @@ class Window:
     can be driven with synthetic events onto an offscreen surface."""
 
     def __init__(
-        self, ckpt: Checkpoint, controls: Controls, view: Callable[[], PlayerView], map_cells: int = MAP_CELLS
+        self,
+        ckpt: Checkpoint,
+        controls: Controls,
+        view: Callable[[], PlayerView],
+        map_cells: int = MAP_CELLS,
+        learn: Callable[[], LearnView] | None = None,
     ) -> None:
-        self.ckpt = ckpt
         self.controls = controls
         self.view = view
+        self.learn = learn
         self.renderer = Renderer(ckpt)
+        self.ckpt = ckpt
         self.instruments = len(ckpt.kit)
         self.map_cells = map_cells
         self.map_redraws = 0  # pictures drawn since the first, for tests and benchmarks
@@ -497,6 +564,15 @@ class Window:
         self._dragging = False
         self.selected: int | None = None  # the instrument whose density + / - change; None: the threshold
         self.frame_times: deque[float] = deque(maxlen=FRAME_HISTORY)  # seconds of work per frame
+
+    def set_model(self, ckpt: Checkpoint) -> None:
+        """Show ``ckpt`` (learning swapped it in, or an undo back): its map, with its loops' dots."""
+        self.ckpt = ckpt
+        self.renderer = Renderer(ckpt)
+        self.instruments = len(ckpt.kit)
+        st = self.controls.get()
+        self._decode_plane(st.extent, st.threshold)
+        self.map_redraws += 1
 
     def handle(self, events: list[pygame.event.Event]) -> bool:
         """Apply a frame's events to the controls; False when the window should close."""
@@ -508,12 +584,14 @@ class Window:
                 if not self._key(e):
                     return False
             elif e.type == pygame.MOUSEBUTTONDOWN and e.button == 1:
-                rect = layout(self.size, self.instruments).map
+                rect = layout(self.size, self.instruments, self.learn is not None).map
                 if rect.collidepoint(e.pos):
                     self._dragging = True
                     drag_z = pixel_to_z(rect, e.pos, self.controls.get().extent)
             elif e.type == pygame.MOUSEMOTION and self._dragging:
-                drag_z = pixel_to_z(layout(self.size, self.instruments).map, e.pos, self.controls.get().extent)
+                drag_z = pixel_to_z(
+                    layout(self.size, self.instruments, self.learn is not None).map, e.pos, self.controls.get().extent
+                )
             elif e.type == pygame.MOUSEBUTTONUP and e.button == 1:
                 self._dragging = False
         if drag_z is not None:  # one write per frame: the decoder polls and decodes only the newest
@@ -573,6 +651,10 @@ class Window:
             c.update(bpm=round(_clamp(s.bpm + sign * step, TEMPO_RANGE), 2))
         elif key == pygame.K_p or (key == pygame.K_ESCAPE and shift):
             c.request_panic()
+        elif self.learn is not None and key in (pygame.K_l, pygame.K_u, pygame.K_f):
+            c.request({pygame.K_l: "learn", pygame.K_u: "undo", pygame.K_f: "find"}[key], learn_bars=s.learn_bars)
+            if key == pygame.K_l:
+                c.update(learn_bars=0)  # a key learns the bars since the last learn
         return True
 
     def _decode_plane(self, extent: float, threshold: float) -> None:
@@ -613,12 +695,21 @@ class Window:
     def draw(self, surface: pygame.Surface) -> None:
         """Render the current snapshots; writes nothing."""
         self.size = surface.get_size()
-        self.renderer.draw(surface, self.controls.get(), self.view(), self.map_surface, self.selected)
+        learn = self._learned()
+        self.renderer.draw(surface, self.controls.get(), self.view(), self.map_surface, self.selected, learn)
+
+    def _learned(self) -> LearnView | None:
+        """Learning's view; a model it swapped in (a learn, an undo) is shown: its map, its new dots."""
+        learn = self.learn() if self.learn is not None else None
+        if learn is not None and learn.model is not None and learn.model is not self.ckpt:
+            self.set_model(learn.model)
+        return learn
 
     def frame(self, surface: pygame.Surface, events: list[pygame.event.Event]) -> bool:
         """One frame's work: events, map, drawing. False when the window should close."""
         if not self.handle(events):
             return False
+        self._learned()  # a new model first: its map is decoded once, in its square
         st = self.controls.get()
         self.refresh_map(st.threshold, st.extent)
         self.draw(surface)
@@ -694,12 +785,14 @@ def run_window(
     size: tuple[int, int] = (1100, 720),
     max_frames: int | None = None,
     on_frame: Callable[[], None] | None = None,
+    learn: Callable[[], LearnView] | None = None,
 ) -> list[float]:
     """Open the window and run it until q / close (which sets ``stop``), until ``stop`` is set
     elsewhere, or after ``max_frames`` frames. ``on_frame`` runs on the main thread after
-    each frame (keep it short: it delays the next). Returns the work time of the last
+    each frame (keep it short: it delays the next). ``learn``: learning on stage's view, for
+    the captured bars' strip, its status and keys. Returns the work time of the last
     frames, in seconds (``Window.run``)."""
-    return Window(ckpt, controls, view).run(stop, fps, size, max_frames, on_frame)
+    return Window(ckpt, controls, view, learn=learn).run(stop, fps, size, max_frames, on_frame)
 
 
 # --- headless ---------------------------------------------------------------------------------
@@ -749,11 +842,13 @@ def run_console(
     on_tick: Callable[[], None],
     show: Callable[[str], object] = print,
     verbose: bool = False,
+    extra: Callable[[], str] | None = None,
 ) -> None:
     """Headless, until ``stop`` is set: each new pattern as text, and a line for every change
     of state (playing, stopped, waiting for clock, clock lost and back, the ports, the first
     late note). The position (bar:beat, state, tempo, late count) is a status line rewritten
-    in place on a terminal; in a log, a line a bar only when ``verbose`` (rvae -v)."""
+    in place on a terminal; in a log, a line a bar only when ``verbose`` (rvae -v).
+    ``extra()`` is added to the position (learning's captured and unmapped counts)."""
     last_serial, last_pos, last_logged = None, None, None
     last_state: str | None = None
     last_ports: str | None = None
@@ -792,7 +887,7 @@ def run_console(
                 "rvae -v perform prints the count every bar"
             )
         bar, unit = bar_beat(v.beat, grid) if grid is not None else (0, 0)
-        pos = f"{bar}:{unit}  {v.state}  {v.bpm:.1f} BPM  late {v.late_events}"
+        pos = f"{bar}:{unit}  {v.state}  {v.bpm:.1f} BPM  late {v.late_events}" + (f"  {extra()}" if extra else "")
         if pos == last_pos or not (tty or verbose):
             continue
         if not explained:  # once, the first time the figure shows
