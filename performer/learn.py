@@ -62,6 +62,7 @@ HELD = LEARN_HELD  # captured bars kept in memory (and shown)
 MAX_NEW = 8  # a learn without a count takes the bars since the last learn, at most this many
 POLL = 0.02  # seconds between two turns of the learn thread
 NICE = 5  # the learner's niceness: the performer's threads come first
+TPQ = 1920  # ticks per quarter of the bars' MIDI files: at 174 BPM a tick is 0.18 ms, finer than any JACK period
 
 
 def session_folder(record: str | None, now: datetime | None = None) -> Path:
@@ -407,7 +408,7 @@ class Learning:
         while self.unsaved:
             bar = self.unsaved[0]
             try:
-                write_midi([bar.groove], bar.groove.file)
+                write_midi([bar.groove], bar.groove.file, ticks_per_quarter=TPQ)
             except OSError as e:
                 self.problem = f"cannot save captured bars in {self.folder} ({e.strerror or e}); kept in memory"
                 logger.warning("learning: %s", self.problem)
