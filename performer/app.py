@@ -23,6 +23,7 @@ from performer.clock import Clock, InternalClock, MidiClockFollower
 from performer.control import TEMPO_RANGE, VELOCITY_MODES, Controls, ControlState
 from performer.decoder import DecodeWorker, decode_threads
 from performer.learn import Learning, session_folder
+from performer.link import check_options
 from performer.ports import Output, OutputPort
 from performer.record import Recording
 from performer.sequencer import SWAP_MODES, Mailbox, Player, PlayerView, Sequencer
@@ -33,7 +34,7 @@ __all__ = ["CLOCKS", "DEFAULT_CHECKPOINT", "PerformConfig", "Performance", "perf
 
 logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "groove-4-4.pt"
-CLOCKS = ("internal", "midi")
+CLOCKS = ("internal", "midi", "link")
 
 
 def _option(help: str, **argparse: object) -> dict:
@@ -51,9 +52,22 @@ class PerformConfig:
     headless: bool = field(default=False, metadata=_option("no window: OSC, MIDI CC and these options drive it"))
     clock: str = field(
         default="internal",
-        metadata=_option("internal, or midi: follow the MIDI clock arriving on --midi-in", choices=CLOCKS),
+        metadata=_option(
+            "internal; midi: follow the MIDI clock arriving on --midi-in; link: join the Ableton Link "
+            "session (the rvae[link] extra)",
+            choices=CLOCKS,
+        ),
     )
-    bpm: float = field(default=120.0, metadata=_option("internal clock tempo"))
+    bpm: float = field(default=120.0, metadata=_option("internal clock tempo; Link's when no peer is there"))
+    quantum: float | None = field(
+        default=None,
+        metadata=_option("Link: the bar's length in quarter notes (default: the model's meter's; 7/8 = 3.5)"),
+    )
+    latency: float = field(
+        default=0.0,
+        metadata=_option("Link: milliseconds every note and pulse leaves earlier (negative: later), -500 to 500"),
+    )
+    link_start_stop: bool = field(default=True, metadata=_option("Link: do not share start and stop with the peers"))
     midi_out: str = field(
         default="rvae", metadata=_option("an output port whose name contains this, else a virtual one")
     )
@@ -65,8 +79,12 @@ class PerformConfig:
         metadata=_option("rtmidi backend: alsa, jack, coremidi, winmm (default: rtmidi's, else JACK)"),
     )
     channel: int = field(default=10, metadata=_option("MIDI channel, 1-16 (default: 10, General MIDI drums)"))
-    send_clock: bool = field(
-        default=True, metadata=_option("with the internal clock, do not send MIDI clock, Start and Stop")
+    send_clock: bool | None = field(
+        default=None,
+        metadata=_option(
+            "MIDI clock, Start/Stop and Song Position out (default: on with the internal and link clocks, off "
+            "with midi: --send-clock forwards the followed clock)"
+        ),
     )
     z: tuple[float, float] = field(default=(0.0, 0.0), metadata=_option("starting cursor", metavar=("X", "Y")))
     extent: float | None = field(
@@ -143,7 +161,8 @@ class PerformConfig:
     def __post_init__(self) -> None:
         self.z = (float(self.z[0]), float(self.z[1]))  # argparse gives a list
         if self.clock not in CLOCKS:
-            raise UserError(f"--clock {self.clock!r}: choose {' or '.join(CLOCKS)}")
+            raise UserError(f"--clock {self.clock!r}: choose {', '.join(CLOCKS[:-1])} or {CLOCKS[-1]}")
+        check_options(self.quantum, self.latency / 1000.0)  # one sentence, before anything imports Link
         if self.swap not in SWAP_MODES:
             raise UserError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
         if self.velocity not in VELOCITY_MODES:
@@ -271,6 +290,7 @@ class Performance:
         self._on_exit(lambda: signal.signal(signal.SIGTERM, old_term))
         old_interval = sys.getswitchinterval()  # lowered before the threads start, restored once the ports are closed
         self._on_exit(lambda: sys.setswitchinterval(old_interval))
+        clock = self._open_clock()  # Link's session is left after the clock thread and the ports stop
         out = self._open_output()
         outputs: list[Output] = []
         port_text = "out: none"
@@ -291,8 +311,7 @@ class Performance:
             self.recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature, instruments=len(ckpt.kit))
             outputs.append(self.recording)
             self._on_exit(self._save_recording)  # after the clock thread's last note-offs
-        follower = MidiClockFollower() if cfg.clock == "midi" else None
-        clock: Clock = follower if follower is not None else InternalClock(cfg.bpm)
+        follower = clock if isinstance(clock, MidiClockFollower) else None
         mailbox = Mailbox()
         player = self.player = Player(
             Sequencer(swap=cfg.swap),
@@ -302,7 +321,7 @@ class Performance:
             clock,
             channel=cfg.channel - 1,
             gate=cfg.gate,
-            send_clock=cfg.send_clock,
+            send_clock=cfg.send_clock is not False,
             ports=port_text,
         )
         self._stack.enter_context(decode_threads())  # one torch thread: see decoder.DECODE_THREADS
@@ -400,6 +419,33 @@ class Performance:
             + ("" if ckpt.keeps_loops else f"; but {Path(cfg.checkpoint).name} was trained with --no-keep-loops")
         )
         return learning
+
+    def _open_clock(self) -> Clock:
+        cfg = self.cfg
+        if cfg.clock == "internal":
+            return InternalClock(cfg.bpm)
+        if cfg.clock == "midi":
+            follower = MidiClockFollower()
+            follower.sends_clock = cfg.send_clock is True  # the bridge: only when asked
+            return follower
+        from performer.link import LinkClock, bar_quantum
+
+        quantum = cfg.quantum or bar_quantum(self.ckpt.grid.time_signature)
+        link = LinkClock(cfg.bpm, quantum, cfg.latency / 1000.0, cfg.link_start_stop).open()
+        self._on_exit(link.close)
+        # Link tells a newcomer the session's tempo and phase, not whether it plays (start and
+        # stop are shared as they happen): alone, play now; among peers sharing start and
+        # stop, wait for a start rather than start everyone; else join at the next bar line.
+        peers = link.wait_for_peers(1.0)
+        where = f"Link: {peers} peer{'' if peers == 1 else 's'} at {link.bpm:.1f} BPM, quantum {quantum:g}"
+        if not peers:
+            self.say(f"{where}: playing alone; peers that join share the tempo and bar")
+        elif cfg.link_start_stop:
+            self.controls.update(running=False)
+            self.say(f"{where}: waiting for a peer's start (space or /rvae/start starts everyone)")
+        else:
+            self.say(f"{where}: playing from the session's next bar")
+        return link
 
     def _open_output(self) -> OutputPort | None:
         cfg = self.cfg

@@ -53,14 +53,21 @@ class Clock(Protocol):
 
     ``kind`` and ``idle`` are what the status shows ("internal clock, stopped", "midi clock,
     waiting for clock"). ``sends_clock``: MIDI clock, Start and Stop may go out on this
-    clock's timeline (not when following another device's clock). ``leads``: events may be
-    sent the output's ``lead`` seconds early (not when each hit waits for its pulse).
+    clock's timeline (a follower's only as a bridge: ``--send-clock`` with ``--clock midi``).
+    ``leads``: events may be sent the output's ``lead`` seconds early (not when each hit waits
+    for its pulse). ``shared``: others change its tempo and transport too (a Link session):
+    the Player makes the controls follow what it does, so the next key steps from there.
     """
 
     kind: str
-    idle: str
     sends_clock: bool
     leads: bool
+    shared: bool
+
+    @property
+    def idle(self) -> str:
+        """The status while not playing (read every turn: it may change)."""
+        ...
 
     @property
     def bpm(self) -> float:
@@ -91,6 +98,10 @@ class Clock(Protocol):
         """What the transport did since the last poll (the latest change), or None."""
         ...
 
+    def status(self, t: float) -> str:
+        """More for the status line than kind and tempo say ("Link: 2 peers, ..."), or ""."""
+        ...
+
 
 class InternalClock:
     """Beat <-> time for a steady tempo, started and stopped by the controls. Pure: the
@@ -100,6 +111,7 @@ class InternalClock:
     idle = "stopped"
     sends_clock = True
     leads = True
+    shared = False
 
     def __init__(self, bpm: float = 120.0) -> None:
         self.bpm = float(bpm)
@@ -140,6 +152,9 @@ class InternalClock:
         change, self._change = self._change, None
         return change
 
+    def status(self, t: float) -> str:
+        return ""
+
 
 class MidiClockFollower:
     """Position and tempo from incoming MIDI clock. The input callback hands it messages
@@ -147,8 +162,9 @@ class MidiClockFollower:
 
     kind = "midi"
     idle = "waiting for clock"
-    sends_clock = False
+    sends_clock = False  # True for the bridge: each pulse goes out as it arrives, Start/Stop/SPP with it
     leads = False  # a hit on a pulse leaves when the pulse arrives: leading the others would skew them
+    shared = False  # the rig's clock decides: the controls' stop only mutes
 
     def __init__(self, timeout_beats: float = 3.0) -> None:
         self.running = False
@@ -256,6 +272,9 @@ class MidiClockFollower:
 
     def horizon(self, t: float) -> float:
         return (self.pulse + 1) / PPQN  # hits up to the next pulse
+
+    def status(self, t: float) -> str:
+        return ""
 
     def timed_out(self, now: float) -> bool:
         return now - self.stamp > self.timeout_beats * PPQN * self.period

@@ -77,9 +77,9 @@ class LinkClock:
     ``start_stop``: share start and stop with peers that also have it on."""
 
     kind = "link"
-    idle = "stopped"
     sends_clock = True  # the Link -> MIDI clock bridge: pulses, Start and Stop on the session's timeline
     leads = True
+    shared = True  # peers change the tempo and start and stop: the controls follow (the Player sees to it)
 
     def __init__(self, bpm: float = 120.0, quantum: float = 4.0, latency: float = 0.0, start_stop: bool = True):
         check_options(quantum, latency)
@@ -143,6 +143,11 @@ class LinkClock:
 
     # --- what the Player asks -----------------------------------------------------------
     @property
+    def idle(self) -> str:
+        """The status while not playing: with start/stop sync among peers, a start is everyone's."""
+        return "waiting for Link start (space starts everyone)" if self.start_stop and self.peers else "stopped"
+
+    @property
     def bpm(self) -> float:
         return self._state.tempo()
 
@@ -167,8 +172,9 @@ class LinkClock:
     def request(self, running: bool, bpm: float, now: float) -> None:
         """The controls' wishes, every turn. Only their changes act: the session holds the
         level (a peer's tempo or Stop must not be undone by controls that still say 120 BPM,
-        running). A changed tempo goes to the session; start and stop too, with sync on."""
-        if self._asked_bpm is not None and bpm != self._asked_bpm:
+        running). A changed tempo goes to the session, unless it is the session's own (the
+        controls following it); start and stop too, with sync on."""
+        if self._asked_bpm is not None and bpm != self._asked_bpm and bpm != self.bpm:
             self.set_bpm(bpm, now)
         self._asked_bpm = bpm
         if running != self._asked_running:

@@ -40,7 +40,7 @@ from rvae.grid import Grid
 from rvae.groove import Groove
 
 if TYPE_CHECKING:
-    from performer.control import Controls
+    from performer.control import Controls, ControlState
     from performer.ports import Output
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SWAP_MODES = ("tick", "beat", "bar")
-CLOCK, START, STOP = (mido.Message(t) for t in ("clock", "start", "stop"))
+CLOCK, START, STOP, CONTINUE = (mido.Message(t) for t in ("clock", "start", "stop", "continue"))
 ALL_NOTES_OFF = 123
 
 
@@ -238,6 +238,7 @@ class PlayerView:
     pattern: Pattern | None = None  # the pattern playing now
     late_events: int = 0  # events sent over 1 ms after they were due to leave
     missed_ticks: int = 0  # clock pulses sent over one pulse period after they were due
+    detail: str = ""  # what else the clock says: "Link: 2 peers, 133.0 BPM, beat 3 of 4"
 
 
 def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
@@ -364,11 +365,26 @@ class Player:
         change = self.clock.poll(now)
         if change is not None:
             self._transport(change)
+        if self.clock.shared:
+            st = self._share(st, change)
         if old.running and not st.running and self._playing:
             self.silence()  # a clock that plays on (a followed one) keeps the place: stop only mutes
         pattern = self.mailbox.take()
         if pattern is not None:
             self.seq.offer(pattern)
+
+    def _share(self, st: ControlState, change: Transport | None) -> ControlState:
+        """A shared clock (Link) moved by others: the controls follow its tempo and a peer's
+        start or stop, so that the next tempo key steps from the session's tempo and the
+        space bar stops or starts from what plays. The clock ignores wishes that only echo it."""
+        follow: dict[str, object] = {}
+        if change is not None and change.running != st.running:
+            follow["running"] = change.running
+        if self.clock.bpm != st.bpm:
+            follow["bpm"] = self.clock.bpm
+        if follow:
+            st = self._state = self.controls.update(**follow)
+        return st
 
     def _transport(self, change: Transport) -> None:
         if not change.running:
@@ -382,7 +398,15 @@ class Player:
         # from a beat back, for the first step's early hits: they go at once, with Start
         self._from, self._scheduled, self._playing = change.beat, change.beat - 1.0, True
         self._next_tick = math.ceil(change.beat * PPQN - 1e-9)
-        if self.send_clock:
+        if self.send_clock and change.beat > 0:
+            # mid-song (a Continue or Song Position followed, pulses back after a timeout):
+            # Song Position counts 16ths (6 pulses), so the pulses resume at the next 16th,
+            # where the position points, then Continue: gear that counts pulses locks in
+            sixteenth = math.ceil(change.beat * 4 - 1e-9)
+            self._next_tick = sixteenth * PPQN // 4
+            self._send(mido.Message("songpos", pos=min(sixteenth, 16383)))
+            self._send(CONTINUE)
+        elif self.send_clock:
             self._send(START)
         if math.isfinite(t := self.clock.time_of(change.beat)):
             self._started = change.beat, t
@@ -475,7 +499,9 @@ class Player:
         beat = max(0.0, c.beat_at(now)) if self._playing else self.view.beat
         ports = self.ports + ("  (MIDI out LOST)" if any(o.lost for o in self.outputs) else "")
         state = "playing" if self._playing else c.idle
-        self.view = PlayerView(beat, c.bpm, c.kind, state, ports, self.seq.pattern, self.late, self.missed)
+        self.view = PlayerView(
+            beat, c.bpm, c.kind, state, ports, self.seq.pattern, self.late, self.missed, c.status(now)
+        )
 
     def run(self) -> None:
         _realtime_priority()

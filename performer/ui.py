@@ -465,6 +465,8 @@ class Renderer:
         grid = view.pattern.grid if view.pattern is not None else self.ckpt.grid
         bar, unit = bar_beat(view.beat, grid)
         playing = [f"{view.bpm:.1f} BPM", f"{view.clock} clock, {view.state}", f"bar {bar}:{unit}"]
+        if view.detail:
+            playing.append(view.detail)
         if view.ports:
             playing.append(view.ports)
         if view.late_events or view.missed_ticks:
@@ -887,7 +889,8 @@ def run_console(
                 "rvae -v perform prints the count every bar"
             )
         bar, unit = bar_beat(v.beat, grid) if grid is not None else (0, 0)
-        pos = f"{bar}:{unit}  {v.state}  {v.bpm:.1f} BPM  late {v.late_events}" + (f"  {extra()}" if extra else "")
+        pos = f"{bar}:{unit}  {v.state}  {v.bpm:.1f} BPM  late {v.late_events}"
+        pos += (f"  {v.detail}" if v.detail else "") + (f"  {extra()}" if extra else "")
         if pos == last_pos or not (tty or verbose):
             continue
         if not explained:  # once, the first time the figure shows

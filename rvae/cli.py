@@ -70,7 +70,8 @@ def add_config_options(
     heading ``title`` (default: the class name). A field's metadata may hold its ``help``
     (else ``help[name]``) and ``argparse``: settings its type does not imply (choices,
     metavar, nargs, const; a type or default of the option's own). A bool is ``--x`` if it
-    defaults to False, ``--no-x`` if it defaults to True; a ``tuple[float, float]`` takes two values."""
+    defaults to False, ``--no-x`` if it defaults to True, both if it defaults to None; a
+    ``tuple[float, float]`` takes two values."""
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(title or cls.__name__)
     for f in dataclasses.fields(cls):
@@ -83,7 +84,9 @@ def add_config_options(
         if isinstance(t, types.UnionType):
             t = next(a for a in typing.get_args(t) if a is not type(None))
         if t is bool:
-            if f.default is True:
+            if f.default is None:  # unset means "it depends": both --x and --no-x
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            elif f.default is True:
                 group.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=text)
             else:
                 group.add_argument(flag, action="store_true", help=text)

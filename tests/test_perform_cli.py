@@ -21,7 +21,7 @@ DEFAULTS = {
     "midi_in": None,
     "midi_api": None,
     "channel": 10,
-    "send_clock": True,
+    "send_clock": None,
     "z": (0.0, 0.0),
     "extent": None,
     "threshold": 0.5,
@@ -93,7 +93,7 @@ def test_each_kind_of_option_parses():
     [
         ("bpm", 400.0, "--bpm 400: choose 20 to 300"),
         ("channel", 0, "--channel 0: MIDI channels are 1 to 16"),
-        ("clock", "link?", "--clock 'link?': choose internal or midi"),
+        ("clock", "link?", "--clock 'link?': choose internal, midi or link"),
         ("microtiming", 120.0, "--microtiming 120: choose 0 to 100 (percent)"),
         ("cc_density", 120, "--cc-density 120: nine controllers from it must lie in 0 to 127 (choose 0 to 119)"),
     ],
