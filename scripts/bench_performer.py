@@ -12,9 +12,13 @@
   it belongs to (jack_midi_dump's sample-accurate frames; with --microtiming 0 every hit is
   on a pulse, and leaves when that pulse has arrived: the next cycle);
 - soak: 174 BPM for minutes, the cursor moving 30 times a second over OSC; missed ticks,
-  stuck notes, the same errors; soak_window: the same with the window drawing (offscreen).
+  stuck notes, the same errors; soak_window: the same with the window drawing (offscreen);
+- link: ``--clock link`` in a session a real Link peer (performer/link_peer.py) holds at 90,
+  120, 174 BPM, the peer's start starting it, the peer moving the tempo 10 % up halfway:
+  each note-on and each MIDI clock pulse (the Link -> MIDI clock bridge) against the time
+  the peer's own timeline gives its beat, on the capture's clock.
 
-Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180] [--window-soak 60]
+Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180] [--window-soak 60] [--link-only]
 """
 
 from __future__ import annotations
@@ -130,7 +134,9 @@ def internal(bpm: float, seconds: float, move: bool = False, window: bool = Fals
     # which would fold an error beyond half a tick back: the report says which was used.
     captured_events = after_last_start(captured["events"])
     by_count = sum(b == [0xF8] for *_, b in captured_events) == len(frames) and not captured["missed_cycles"]
-    pulse_err, note_err, n = [], [], -1
+    pulse_err: list[float] = []
+    note_err: list[float] = []
+    n = -1
     for wall, _, b in captured_events:
         since = wall - origin
         if b == [0xF8]:
@@ -196,6 +202,88 @@ def external(bpm: float, seconds: float) -> dict:
     }
 
 
+def link(bpm: float, seconds: float) -> dict:
+    """rvae on Link: the peer's start starts it at the peer's next bar line (beat 0), and
+    halfway the peer moves the tempo 10 % up. Pulse k (counted from Start) belongs to rvae's
+    beat k/24, and a note to the pulse sent before it; the ideal time of beat b is the peer's
+    bar line plus b beats at the tempo then (a tempo change keeps the bar lines' phase: the
+    first bar line after it is beat (m + 1) * 4)."""
+    from performer.link_peer import LinkPeer
+    from performer.testing import MidiDump, Performer, TimedCapture, connect
+
+    name = f"link-{int(bpm)}"
+    faster = round(bpm * 1.1, 2)
+    with (
+        LinkPeer(bpm=bpm, quantum=4) as peer,
+        TimedCapture(f"cap-{name}") as cap,
+        MidiDump(f"dump-{name}", absolute=True) as dump,
+    ):
+        perf = Performer(f"perf-{name}", CKPT, "--clock", "link")
+        try:
+            connect(perf.port, cap.port)
+            connect(perf.port, dump.port)
+            deadline = time.monotonic() + 10
+            while "waiting for a peer's start" not in perf.output() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            asked = time.perf_counter()
+            peer.ask("play")
+            bar0 = peer.ask("bars", asked, 1)["times"][0]
+            time.sleep(seconds / 2)
+            t = time.perf_counter()
+            peer.ask("tempo", faster)
+            changed = (t + time.perf_counter()) / 2
+            bar_after = peer.ask("bars", changed, 1)["times"][0]
+            time.sleep(seconds / 2)
+            peer.ask("stop")
+            time.sleep(0.5)
+        finally:
+            output = perf.close()
+        time.sleep(0.3)
+        captured = cap.close()
+        heard = after_last_start(dump.events())
+    beat = 60.0 / bpm
+    after_bar = (math.floor((changed - bar0) / (4 * beat)) + 1) * 4  # rvae's beat of bar_after
+
+    def ideal(b: float) -> float:
+        old = bar0 + b * beat
+        return old if old < changed else bar_after + (b - after_bar) * 60.0 / faster
+
+    def nearest(t: float) -> int:  # the pulse nearest t, when the capture missed some
+        if t < changed:
+            return round((t - bar0) / beat * 24)
+        return after_bar * 24 + round((t - bar_after) / (60.0 / faster) * 24)
+
+    events = after_last_start(captured["events"])
+    by_count = not captured["missed_cycles"]
+    pulse_err: list[float] = []
+    note_err: list[float] = []
+    n = -1
+    for wall, _, b in events:
+        if b == [0xF8]:
+            n += 1
+        if b == [0xF8] or is_note_on(b):
+            k = n if by_count else nearest(wall)
+            (pulse_err if b == [0xF8] else note_err).append((wall - ideal(k / 24)) * 1000)
+    frames = np.array([f for f, b in heard if b == [0xF8]], dtype=float)
+    ticks = np.array([ideal(k / 24) for k in range(len(frames))])
+    gaps = np.rint(np.diff(frames) / RATE / np.diff(ticks)) if len(frames) > 1 else np.zeros(0)
+    return {
+        "bpm": bpm,
+        "tempo_change_to": faster,
+        "seconds": seconds,
+        "pulses": len(frames),
+        "missed_ticks": int(np.sum(gaps - 1)),
+        "note_on_error": stats(np.abs(note_err)),
+        "note_on_error_signed_mean_ms": round(float(np.mean(note_err)), 3) if note_err else None,
+        "bridge_pulse_error": stats(np.abs(pulse_err)),
+        "ticks_numbered": "by count" if by_count else "by nearest tick (the capture missed a cycle)",
+        "start_vs_peer_bar_ms": round((_origin(output) - bar0) * 1000, 3),
+        "capture_missed_cycles": captured["missed_cycles"],
+        "performer_late_events": _late(output),
+        "stuck_notes": pairing(heard),
+    }
+
+
 def decode_latency() -> dict:
     from performer.control import ControlState
     from performer.decoder import pattern_for
@@ -249,24 +337,33 @@ def main() -> int:
     ap.add_argument("--soak", type=float, default=180.0, help="soak seconds at 174 BPM")
     ap.add_argument("--window-soak", type=float, default=60.0, help="seconds at 174 BPM with the window drawing")
     ap.add_argument("--only-soak", action="store_true", help="skip the per-tempo runs")
+    ap.add_argument("--link-only", action="store_true", help="only the Link runs")
     args = ap.parse_args()
+    from performer.link_peer import session_lock
     from performer.testing import jack_server
 
-    result = {
+    result: dict[str, object] = {
         "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, Python "
         f"{platform.python_version()}",
         "jack": "jackd -d dummy -r 48000 -p 128 (period 2.67 ms)",
-        "decode_pattern": decode_latency(),
-        "frame": frame_times(),
+        "load_average_at_start": os.getloadavg(),
     }
+    if not args.link_only:
+        result["decode_pattern"] = decode_latency()
+        result["frame"] = frame_times()
     with jack_server(f"rvae-bench-{os.getpid()}"):  # the same rig as the tests, in its turn
-        if not args.only_soak:
+        with session_lock():  # every Link peer on the machine is one session: the tests' too
+            result["link"] = [link(b, args.seconds) for b in (90, 120, 174)]
+        if args.link_only:
+            args.soak = args.window_soak = 0
+        elif not args.only_soak:
             result["internal"] = [internal(b, args.seconds) for b in (90, 120, 174)]
             result["external"] = [external(b, args.seconds) for b in (90, 120, 174)]
         if args.soak:
             result["soak"] = internal(174, args.soak, move=True)
         if args.window_soak:  # the same with the window drawing 60 frames a second
             result["soak_window"] = internal(174, args.window_soak, move=True, window=True)
+    result["load_average_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=1))
     return 0
 
