@@ -71,6 +71,10 @@ class Drummer(threading.Thread):
         self.sent: list[tuple[int, int, int, int]] = []  # (bar from 0, step, note, velocity)
 
     def run(self) -> None:
+        try:  # as the performer's clock thread: a busy machine delays a real-time thread less
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+        except (AttributeError, OSError):
+            pass
         bar = self.first
         while not self.stop_event.is_set():
             for step, note, velocity in sorted(GROOVE):
@@ -108,7 +112,11 @@ def run(bpm: float, learns: int) -> dict:
     session = Path(tempfile.mkdtemp(prefix="bench-learn-"))
     tick = 60.0 / (bpm * 24)
     asked: list[float] = []
-    with TimedCapture("cap-learn") as cap, MidiDump("dump-learn", absolute=True) as dump:
+    with (
+        TimedCapture("cap-learn") as cap,
+        TimedCapture("cap-sent") as cap_sent,
+        MidiDump("dump-learn", absolute=True) as dump,
+    ):
         perf = Performer("perf-learn", CKPT, "--bpm", f"{bpm:g}", "--learn-in", "played", "--learn-save", str(session))
         drummer = None
         try:
@@ -124,6 +132,7 @@ def run(bpm: float, learns: int) -> dict:
             origin = _origin(perf.output())
             drummer = Drummer("bench-drummer", origin, bpm, first=1)  # from bar 2: the sender's port is ready
             connect("bench-drummer:bench-drummer", played)
+            connect("bench-drummer:bench-drummer", cap_sent.port)
             drummer.start()
             wait_for(lambda: len(list(session.glob("bar-*.mid"))) >= 8, 60, "8 captured bars", perf.output)
             for k in range(learns):
@@ -139,6 +148,7 @@ def run(bpm: float, learns: int) -> dict:
             output = perf.close()
         time.sleep(0.3)
         captured = cap.close()
+        arrived = [w for w, _, b in cap_sent.close()["events"] if is_note_on(b)]  # the drummer's notes, in JACK
         heard = after_last_start(dump.events())
 
     played_at = [
@@ -170,10 +180,12 @@ def run(bpm: float, learns: int) -> dict:
     files = {int(p.stem.split("-")[1]): p for p in session.glob("bar-*.mid")}
     lookup = ckpt.kit.lookup()
     found, misplaced, lost, micro_ms, velocity_off = 0, 0, 0, [], 0
+    capture_ms, sender_ms = [], []  # captured - when it reached JACK; when it reached JACK - its ideal tick
     got_bars: dict[int, dict] = {}
     sent = drummer.sent if drummer is not None else []
     first_bar = min((b for b, *_ in sent), default=0)
-    for bar, step, note, velocity in sent:
+    same = len(arrived) == len(sent)  # every note the drummer sent seen in JACK: the k-th arrived is the k-th sent
+    for k, (bar, step, note, velocity) in enumerate(sent):
         number = bar - first_bar + 1  # the first bar played is the first file
         if number not in files:
             continue  # still being played at the end
@@ -189,6 +201,10 @@ def run(bpm: float, learns: int) -> dict:
         found += 1
         velocity_off = max(velocity_off, abs(hit[0] - velocity))
         micro_ms.append(hit[1] * 0.5 * tick * 1000)  # offset in half steps -> ms after the ideal tick
+        if same:
+            late = (arrived[k] - origin - (bar * 96 + step) * tick) * 1000
+            sender_ms.append(late)
+            capture_ms.append(micro_ms[-1] - late)
     micro = np.abs(micro_ms)
     return {
         "bpm": bpm,
@@ -216,6 +232,12 @@ def run(bpm: float, learns: int) -> dict:
             "microtiming_error_ms": stats(micro),
             "signed_mean_ms": round(float(np.mean(micro_ms)), 3) if micro_ms else None,
             "within_one_period": int(np.sum(micro <= PERIOD * 1000)),
+            # the error split: the drummer's own lateness in reaching JACK, and the capture's
+            # (captured position - the JACK cycle that carried the note; the cycle's start is
+            # when a JACK client can first see it)
+            "sender_error_ms": stats(np.abs(sender_ms)),
+            "capture_vs_jack_arrival_ms": stats(np.abs(capture_ms)),
+            "capture_vs_jack_arrival_signed_mean_ms": round(float(np.mean(capture_ms)), 3) if capture_ms else None,
         },
         "session": str(session),
     }

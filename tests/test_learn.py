@@ -16,6 +16,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import mido
 import pygame
 import pytest
+import torch
 from conftest import REPO
 from pythonosc.udp_client import SimpleUDPClient
 from test_control import sync, wait_for
@@ -248,3 +249,32 @@ def test_bars_are_numbered_after_those_already_in_the_folder(tmp_path):
     (tmp_path / "model-03.pt").write_bytes(b"")
     lrn, _, _ = learning(tmp_path)
     assert (lrn.number, lrn.model_number) == (8, 4)
+
+
+def test_stopping_writes_the_bar_being_played(tmp_path):
+    lrn, _, _ = learning(tmp_path)
+    lrn.hear(note(36), 0.0)
+    lrn.hear(note(38), 1.0)
+    lrn.turn()  # placed, the bar still open (the playhead is at its start)
+    assert not list(tmp_path.glob("bar-*.mid"))
+    lrn.stop()  # Ctrl-C, SIGTERM, the window closing
+    (loop,) = read_midi(tmp_path / "bar-0001.mid", CKPT.grid, CKPT.kit).loops
+    assert [(s, i) for s, i, _, _ in loop.hits()] == [(0, 0), (24, 1)]
+
+
+def test_a_learned_model_swaps_in_with_its_square_and_the_cursor_and_undo_returns(tmp_path):
+    squares = []
+    lrn, controls, said = learning(tmp_path)
+    lrn.on_model = squares.append
+    play_bar(lrn, 0)
+    new = dataclasses.replace(CKPT, latents=CKPT.latents.clone(), path=tmp_path / "model-01.pt")
+    new.latents[-1, :2] = torch.tensor([1.25, -2.5])  # the "new" loop
+    lrn._swap(new, 1, {"bars": [1], "asked": 0.0}, {"seconds": 1.0})
+    assert lrn.worker.ckpt is new and squares == [new]
+    assert controls.get().z == (1.25, -2.5)
+    lrn._publish()
+    assert lrn.view.model is new and lrn.view.models == 2
+    controls.request("undo")
+    lrn.turn()
+    assert lrn.worker.ckpt is CKPT and squares == [new, CKPT]
+    assert said[-1] == "back to groove-4-4.pt (model-01.pt stays on disk)"
