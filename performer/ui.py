@@ -453,7 +453,7 @@ class Renderer:
         if key != self._help_key or self._help_layer is None:
             layer = pygame.Surface(rect.size)
             layer.fill(BG)
-            for k, (keys, what) in enumerate(HELP + (LEARN_HELP if learning else ())):
+            for k, (keys, what) in enumerate(HELP[:1] + (LEARN_HELP if learning else ()) + HELP[1:]):  # seen first
                 if (k + 1) * 19 > rect.h:
                     break
                 layer.blit(self.text(keys, TEXT, small=True), (4, k * 19))
@@ -654,9 +654,10 @@ class Window:
         elif key == pygame.K_p or (key == pygame.K_ESCAPE and shift):
             c.request_panic()
         elif self.learn is not None and key in (pygame.K_l, pygame.K_u, pygame.K_f):
-            c.request({pygame.K_l: "learn", pygame.K_u: "undo", pygame.K_f: "find"}[key], learn_bars=s.learn_bars)
             if key == pygame.K_l:
-                c.update(learn_bars=0)  # a key learns the bars since the last learn
+                c.request("learn", learn_bars=0)  # the bars since the last learn
+            else:
+                c.request("undo" if key == pygame.K_u else "find")
         return True
 
     def _decode_plane(self, extent: float, threshold: float) -> None:

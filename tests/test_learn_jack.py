@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from performer.testing import GrooveSender, MidiDump, Performer, connect, wait_for_port
+from performer.testing import GrooveSender, MidiDump, Performer, connect, jack_ports, wait_for_port
 from rvae.checkpoint import load_checkpoint
 from rvae.generate import to_groove
 from rvae.groove import Groove
@@ -160,3 +160,20 @@ def test_learn_in_naming_nothing_makes_a_port_and_learning_nothing_says_so(jack_
         out = perf.close()
     assert "no MIDI source's name contains 'no-such-pads': made the input no-such-pads" in out
     assert "nothing to learn yet: play a bar or more into no-such-pads while the clock runs, then learn" in out
+
+
+def test_learn_in_may_be_the_port_of_midi_in(jack_server, tmp_path):
+    session = tmp_path / "session"
+    ckpt = load_checkpoint(CKPT)
+    want = sorted((s, i) for s, i, _, _ in sent_groove(ckpt).hits())
+    with MidiDump("shared-dump", absolute=True) as dump, GrooveSender("drummer3", GROOVE, 96, 2) as drummer:
+        with Performer(
+            "perf-shared", CKPT, "--midi-in", "perf-both", "--learn-in", "perf-both", "--learn-save", str(session)
+        ) as perf:
+            start_playing(perf, drummer, dump, "perf-both")
+            wait_for(lambda: len(list(session.glob("bar-*.mid"))) >= 2, 30, "two captured bars", perf.output)
+            assert [p for p in jack_ports() if "perf-both" in p] == ["perf-both:perf-both"], "one port for both"
+            perf.close()
+    for path in sorted(session.glob("bar-*.mid"))[:2]:
+        (loop,) = read_midi(path, ckpt.grid, ckpt.kit).loops
+        assert sorted((s, i) for s, i, _, _ in loop.hits()) == want, path
