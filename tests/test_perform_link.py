@@ -296,3 +296,23 @@ def test_the_controls_follow_a_shared_clocks_tempo_and_transport():
     controls.update(running=True)  # one press of space starts again (not two)
     run_for(player, fake, 0.05)
     assert player.view.state == "playing" and clock.running
+
+
+def test_the_window_shows_what_the_link_clock_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    from performer import ui
+    from performer.sequencer import PlayerView
+    from rvae.checkpoint import load_checkpoint
+
+    drawn: list[str] = []
+    text = ui.Renderer.text
+
+    def recording(self, s, *args, **kw):
+        drawn.append(s)
+        return text(self, s, *args, **kw)
+
+    monkeypatch.setattr(ui.Renderer, "text", recording)
+    status = "Link: 2 peers, 133.0 BPM, beat 3 of 4"
+    view = PlayerView(bpm=133.0, clock="link", state="waiting for Link start (space starts everyone)", detail=status)
+    ui.screenshot(load_checkpoint(CKPT_44), ControlState(), view, tmp_path / "link.png")
+    assert status in drawn and "link clock, waiting for Link start (space starts everyone)" in drawn
