@@ -16,9 +16,12 @@
 - link: ``--clock link`` in a session a real Link peer (performer/link_peer.py) holds at 90,
   120, 174 BPM, the peer's start starting it, the peer moving the tempo 10 % up halfway:
   each note-on and each MIDI clock pulse (the Link -> MIDI clock bridge) against the time
-  the peer's own timeline gives its beat, on the capture's clock.
+  the peer's own timeline gives its beat, on the capture's clock;
+- link_soak: the same at 174 BPM for minutes, the cursor moving 30 times a second over OSC
+  and the window drawing (offscreen).
 
 Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180] [--window-soak 60] [--link-only]
+  [--link-soak 600]
 """
 
 from __future__ import annotations
@@ -202,7 +205,18 @@ def external(bpm: float, seconds: float) -> dict:
     }
 
 
-def link(bpm: float, seconds: float) -> dict:
+def _play_for(perf, seconds: float, move: bool) -> None:
+    """Wait ``seconds``; with ``move``, circle the cursor over OSC 30 times a second meanwhile."""
+    end, k = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        if move:
+            a = k / 30.0
+            perf.send("/rvae/xy", 2.0 * math.cos(a), 2.0 * math.sin(1.3 * a))
+            k += 1
+        time.sleep(1 / 30)
+
+
+def link(bpm: float, seconds: float, move: bool = False, window: bool = False) -> dict:
     """rvae on Link: the peer's start starts it at the peer's next bar line (beat 0), and
     halfway the peer moves the tempo 10 % up. Pulse k (counted from Start) belongs to rvae's
     beat k/24, and a note to the pulse sent before it; the ideal time of beat b is the peer's
@@ -211,14 +225,14 @@ def link(bpm: float, seconds: float) -> dict:
     from performer.link_peer import LinkPeer
     from performer.testing import MidiDump, Performer, TimedCapture, connect
 
-    name = f"link-{int(bpm)}"
+    name = f"link-{int(bpm)}{'-soak' if move else ''}"
     faster = round(bpm * 1.1, 2)
     with (
         LinkPeer(bpm=bpm, quantum=4) as peer,
         TimedCapture(f"cap-{name}") as cap,
         MidiDump(f"dump-{name}", absolute=True) as dump,
     ):
-        perf = Performer(f"perf-{name}", CKPT, "--clock", "link")
+        perf = Performer(f"perf-{name}", CKPT, "--clock", "link", window=window)
         try:
             connect(perf.port, cap.port)
             connect(perf.port, dump.port)
@@ -228,12 +242,12 @@ def link(bpm: float, seconds: float) -> dict:
             asked = time.perf_counter()
             peer.ask("play")
             bar0 = peer.ask("bars", asked, 1)["times"][0]
-            time.sleep(seconds / 2)
+            _play_for(perf, seconds / 2, move)
             t = time.perf_counter()
             peer.ask("tempo", faster)
             changed = (t + time.perf_counter()) / 2
             bar_after = peer.ask("bars", changed, 1)["times"][0]
-            time.sleep(seconds / 2)
+            _play_for(perf, seconds / 2, move)
             peer.ask("stop")
             time.sleep(0.5)
         finally:
@@ -270,6 +284,7 @@ def link(bpm: float, seconds: float) -> dict:
     return {
         "bpm": bpm,
         "tempo_change_to": faster,
+        "cursor_moving_and_window": [move, window],
         "seconds": seconds,
         "pulses": len(frames),
         "missed_ticks": int(np.sum(gaps - 1)),
@@ -279,7 +294,7 @@ def link(bpm: float, seconds: float) -> dict:
         "ticks_numbered": "by count" if by_count else "by nearest tick (the capture missed a cycle)",
         "start_vs_peer_bar_ms": round((_origin(output) - bar0) * 1000, 3),
         "capture_missed_cycles": captured["missed_cycles"],
-        "performer_late_events": _late(output),
+        "performer_late_events": None if window else _late(output),
         "stuck_notes": pairing(heard),
     }
 
@@ -338,6 +353,9 @@ def main() -> int:
     ap.add_argument("--window-soak", type=float, default=60.0, help="seconds at 174 BPM with the window drawing")
     ap.add_argument("--only-soak", action="store_true", help="skip the per-tempo runs")
     ap.add_argument("--link-only", action="store_true", help="only the Link runs")
+    ap.add_argument(
+        "--link-soak", type=float, default=0.0, help="seconds at 174 BPM on Link, cursor moving, window drawing"
+    )
     args = ap.parse_args()
     from performer.link_peer import session_lock
     from performer.testing import jack_server
@@ -354,6 +372,8 @@ def main() -> int:
     with jack_server(f"rvae-bench-{os.getpid()}"):  # the same rig as the tests, in its turn
         with session_lock():  # every Link peer on the machine is one session: the tests' too
             result["link"] = [link(b, args.seconds) for b in (90, 120, 174)]
+            if args.link_soak:
+                result["link_soak"] = link(174, args.link_soak, move=True, window=True)
         if args.link_only:
             args.soak = args.window_soak = 0
         elif not args.only_soak:
