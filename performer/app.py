@@ -61,11 +61,15 @@ class PerformConfig:
     bpm: float = field(default=120.0, metadata=_option("internal clock tempo; Link's when no peer is there"))
     quantum: float | None = field(
         default=None,
-        metadata=_option("Link: the bar's length in quarter notes (default: the model's meter's; 7/8 = 3.5)"),
+        metadata=_option(
+            "Link: the bar's length in quarter notes (default: the model's meter's; 7/8 = 3.5)", metavar="Q"
+        ),
     )
     latency: float = field(
         default=0.0,
-        metadata=_option("Link: milliseconds every note and pulse leaves earlier (negative: later), -500 to 500"),
+        metadata=_option(
+            "Link: milliseconds every note and pulse leaves earlier (negative: later), -500 to 500", metavar="MS"
+        ),
     )
     link_start_stop: bool = field(default=True, metadata=_option("Link: do not share start and stop with the peers"))
     midi_out: str = field(

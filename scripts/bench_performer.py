@@ -348,7 +348,7 @@ def frame_times() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=8.0, help="per tempo")
+    ap.add_argument("--seconds", type=float, default=8.0, help="per tempo (0: no per-tempo Link runs)")
     ap.add_argument("--soak", type=float, default=180.0, help="soak seconds at 174 BPM")
     ap.add_argument("--window-soak", type=float, default=60.0, help="seconds at 174 BPM with the window drawing")
     ap.add_argument("--only-soak", action="store_true", help="skip the per-tempo runs")
@@ -371,7 +371,8 @@ def main() -> int:
         result["frame"] = frame_times()
     with jack_server(f"rvae-bench-{os.getpid()}"):  # the same rig as the tests, in its turn
         with session_lock():  # every Link peer on the machine is one session: the tests' too
-            result["link"] = [link(b, args.seconds) for b in (90, 120, 174)]
+            if args.seconds:
+                result["link"] = [link(b, args.seconds) for b in (90, 120, 174)]
             if args.link_soak:
                 result["link_soak"] = link(174, args.link_soak, move=True, window=True)
         if args.link_only:
