@@ -287,7 +287,8 @@ def link(bpm: float, seconds: float, move: bool = False, window: bool = False) -
         "cursor_moving_and_window": [move, window],
         "seconds": seconds,
         "pulses": len(frames),
-        "missed_ticks": int(np.sum(gaps - 1)),
+        # a gap of two ticks or more (a late pulse followed by a bunched one shows in the error)
+        "missed_ticks": int(np.sum(np.maximum(gaps - 1, 0))),
         "note_on_error": stats(np.abs(note_err)),
         "note_on_error_signed_mean_ms": round(float(np.mean(note_err)), 3) if note_err else None,
         "bridge_pulse_error": stats(np.abs(pulse_err)),
