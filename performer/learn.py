@@ -507,10 +507,10 @@ class Learning:
         p = self.player_view().pattern
         if p is None or p.serial <= s["serial"] or self.worker.ckpt is not s["model"]:
             return
-        # the sequencer has taken it: it plays from the next bar line (the swap of a new model)
+        # the sequencer has taken it, to play from a bar line (the swap of a new model)
         v = self.player_view()
         qpb = float(p.grid.quarters_per_bar)
-        line = math.ceil((v.beat + 0.05) / qpb) * qpb
+        line = v.pattern_from if math.isfinite(v.pattern_from) else math.ceil(v.beat / qpb) * qpb
         at = time.perf_counter() + (line - v.beat) * 60.0 / max(v.bpm, 1e-6)
         self.swapped = None
         waited = at - s["job"]["asked"]

@@ -170,6 +170,11 @@ class Sequencer:
         else:
             self._pending = pattern
 
+    @property
+    def since(self) -> float:
+        """The grid position (beats) the newest pattern plays from; -inf: from the start."""
+        return self._segments[-1].start if self._segments else self._floor
+
     def locate(self, beat: float) -> None:
         """Jump: nothing before ``beat`` has been looked at; a pending pattern starts now.
         Grid positions before ``beat`` never play; those at or after it do, early hits too:
@@ -239,6 +244,7 @@ class PlayerView:
     late_events: int = 0  # events sent over 1 ms after they were due to leave
     missed_ticks: int = 0  # clock pulses sent over one pulse period after they were due
     detail: str = ""  # what else the clock says: "Link: 2 peers, 133.0 BPM, beat 3 of 4"
+    pattern_from: float = 0.0  # the beat ``pattern`` plays from (ahead of ``beat`` until a swap happens)
 
 
 def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
@@ -500,7 +506,7 @@ class Player:
         ports = self.ports + ("  (MIDI out LOST)" if any(o.lost for o in self.outputs) else "")
         state = "playing" if self._playing else c.idle
         self.view = PlayerView(
-            beat, c.bpm, c.kind, state, ports, self.seq.pattern, self.late, self.missed, c.status(now)
+            beat, c.bpm, c.kind, state, ports, self.seq.pattern, self.late, self.missed, c.status(now), self.seq.since
         )
 
     def run(self) -> None:
