@@ -221,7 +221,11 @@ def run(bpm: float, learns: int) -> dict:
         "note_on_error_during_training": stats(during),
         "ticks_numbered": "by count" if by_count else "by nearest tick (the capture missed a cycle)",
         "pulses": len(frames),
-        "missed_ticks": int(np.sum(gaps - 1)) if len(gaps) else None,
+        # a pulse more than half a tick late: the gap before it rounds to 2 ticks (and, if the
+        # next is on time again, the one after to 0); counted once, by the long gap
+        "missed_ticks": int(np.sum(np.maximum(gaps - 1, 0))) if len(gaps) else None,
+        "pulse_interval_max_ms": round(float(np.diff(frames).max() / RATE * 1000), 3) if len(frames) > 1 else None,
+        "pulse_interval_ideal_ms": round(tick * 1000, 3),
         "stuck_notes": pairing(heard),
         "capture": {
             "notes_sent": len(sent),
