@@ -154,7 +154,7 @@ def internal(bpm: float, seconds: float, move: bool = False, window: bool = Fals
         "seconds": seconds,
         "window": window,
         "pulses": len(frames),
-        "missed_ticks": int(np.sum(gaps - 1)),
+        "missed_ticks": int(np.sum(np.maximum(gaps - 1, 0))),  # as link's: gaps of two ticks or more
         "pulse_error": stats(np.abs(pulse_err)),
         "note_on_error": stats(np.abs(note_err)),
         "note_on_error_signed_mean_ms": round(float(np.mean(note_err)), 3) if note_err else None,
