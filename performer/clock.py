@@ -177,6 +177,7 @@ class MidiClockFollower:
         self._loose = 0  # pulses heard while stopped, before any transport message
         self._inbox: queue.SimpleQueue[tuple[mido.Message, float]] = queue.SimpleQueue()
         self._timed_out = False  # pulses stopped while running: silent until they return
+        self._rolled = 0.0  # arrival time of the last Start or Continue
 
     @property
     def period(self) -> float:
@@ -215,6 +216,8 @@ class MidiClockFollower:
             return kind
         if kind in ("start", "continue", "stop", "songpos"):
             self.transport_seen = True
+        if kind in ("start", "continue"):
+            self._rolled = stamp  # pulses are due from here: not lost before the first one is late
         if kind == "start":
             self.running, self.pulse, self.located = True, -1, True
             return kind
@@ -277,4 +280,4 @@ class MidiClockFollower:
         return ""
 
     def timed_out(self, now: float) -> bool:
-        return now - self.stamp > self.timeout_beats * PPQN * self.period
+        return now - max(self.stamp, self._rolled) > self.timeout_beats * PPQN * self.period

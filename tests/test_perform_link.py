@@ -24,6 +24,7 @@ from test_perform_jack import Heard, expected, pairs_ok, wait_for_output
 from test_sequencer import FOUR, feed_pulses, make_player, midi_in, run_for
 
 from performer.clock import PPQN, STOPPED, InternalClock, MidiClockFollower
+from performer.clock import Transport as Rolls
 from performer.control import Controls, ControlState
 from performer.link_peer import LinkPeer, session_lock
 from performer.testing import MidiClock, Performer, TimedCapture, Transport, connect, wait_for_port
@@ -126,7 +127,8 @@ def test_joins_a_133_session_on_the_peers_grid_follows_it_and_stops_with_it(jack
     assert len(later) >= 4
     assert off_grid(later, bars150[0], 150, pattern, loop_steps) == []
     # the peer's stop: nothing more until our start; everything that sounded ended
-    assert note_ons(captured, stopped + 0.05, restarted) == []
+    # (the Stop crosses Link's network thread first: 0.25 s of slack for a loaded machine)
+    assert note_ons(captured, stopped + 0.25, restarted) == []
     assert note_ons(captured, restarted)  # /rvae/start played again
     pairs_ok(log)
     assert [m.type for _, m in log].count("stop") == 2  # the bridge passed on both stops
@@ -316,3 +318,14 @@ def test_the_window_shows_what_the_link_clock_says(monkeypatch, tmp_path):
     view = PlayerView(bpm=133.0, clock="link", state="waiting for Link start (space starts everyone)", detail=status)
     ui.screenshot(load_checkpoint(CKPT_44), ControlState(), view, tmp_path / "link.png")
     assert status in drawn and "link clock, waiting for Link start (space starts everyone)" in drawn
+
+
+def test_a_start_heard_before_its_first_pulse_is_not_a_lost_clock():
+    # under load a turn can take the Start before the first pulse is queued (seen in a full run)
+    clock = MidiClockFollower()
+    clock.hear(mido.Message("start"), 50.0)
+    assert clock.poll(50.001) == Rolls(True, 0.0)
+    assert clock.poll(50.01) is None and clock.idle != "clock lost"
+    clock.hear(mido.Message("clock"), 50.015)
+    assert clock.poll(50.016) is None
+    assert clock.poll(52.0) == STOPPED and clock.idle == "clock lost"  # pulses really stopped: lost
