@@ -52,6 +52,13 @@ def note_ons(captured: dict, after: float, before: float = float("inf")) -> list
     ]
 
 
+def played_after_start(rec: Heard, n: int) -> bool:
+    """A note-on after the ``n``-th Start."""
+    msgs = rec.messages("start", "note_on")
+    starts = [i for i, m in enumerate(msgs) if m.type == "start"]
+    return len(starts) >= n and any(m.type == "note_on" and m.velocity for m in msgs[starts[n - 1] :])
+
+
 def pulses(captured: dict, after: float, before: float = float("inf")) -> list[float]:
     return [t for t, _, b in captured["events"] if b == [0xF8] and after <= t < before]
 
@@ -102,8 +109,8 @@ def test_joins_a_133_session_on_the_peers_grid_follows_it_and_stops_with_it(jack
         restarted = time.perf_counter()
         perf.send("/rvae/start")  # the space bar's start: everyone plays again
         assert peer.wait_for("playing", True)["playing"]
-        assert rec.wait_for(lambda r: r.messages("start")[1:], timeout=5)
-        time.sleep(1.0)
+        # Start goes out at once, bar 1 at the session's next bar line (2.4 s away at most at 101 BPM)
+        assert rec.wait_for(lambda r: played_after_start(r, 2), timeout=8)
         perf.send("/rvae/stop")  # and its stop reaches the peer
         assert not peer.wait_for("playing", False)["playing"]
         time.sleep(0.3)
