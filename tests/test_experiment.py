@@ -97,6 +97,31 @@ def test_tiny_experiment_writes_rows_and_resumes(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_ctrl_c_during_training_stops_the_study_and_resume_runs_that_run_again(tmp_path, monkeypatch):
+    # In process (jobs = 1) Ctrl-C lands inside train(), which keeps the best model so far:
+    # right for `rvae train`, wrong for a study, which must not keep a half-trained run as done.
+    from rvae.model import GrooveVAE
+
+    cfg = load_experiment(write_config(tmp_path, TINY))
+    real_loss, calls = GrooveVAE.loss, []
+
+    def ctrl_c_in_the_second_run(self, *a, **k):
+        calls.append(self)
+        if len({id(m) for m in calls}) == 2:  # the second run's model
+            raise KeyboardInterrupt
+        return real_loss(self, *a, **k)
+
+    monkeypatch.setattr(GrooveVAE, "loss", ctrl_c_in_the_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    monkeypatch.undo()
+    kept = json.loads((cfg.output / "results.json").read_text())
+    assert [r["status"] for r in kept] == ["ok"]
+    resumed = run_experiment(load_experiment(cfg.source))
+    assert resumed.ran == 7 and resumed.skipped == 1
+
+
+@pytest.mark.slow
 def test_same_seed_same_figures_in_workers_and_in_process(tmp_path):
     text = TINY.replace("seeds = [0, 1]", "seeds = [3]").replace("steps_per_quarter = [2, 4]", "bars = [1]")
     pooled = load_experiment(write_config(tmp_path, text, "a.toml"), jobs=2)  # spawned workers

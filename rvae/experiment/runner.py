@@ -167,7 +167,8 @@ def failed_row(run: Run, error: str, seconds: float = 0.0) -> dict:
 
 
 def run_one(run: Run, generation: bool = True) -> dict:
-    """Train and evaluate one run; returns its row. Never raises: a failure is a row too."""
+    """Train and evaluate one run; returns its row. A failure is a row too; only an
+    interruption (Ctrl-C, even one that train() caught) raises."""
     from rvae.metrics import evaluate
     from rvae.train import train
 
@@ -196,6 +197,10 @@ def run_one(run: Run, generation: bool = True) -> dict:
         if not microtiming:
             ds.loops, test.loops = _no_microtiming(ds.loops), _no_microtiming(test.loops)
         ckpt = train(ds, mc, tc, progress=False)
+        if ckpt.summary.interrupted:
+            # train() keeps the best model so far on Ctrl-C, as `rvae train` wants; a study
+            # must not keep a half-trained run as done: stop, and resume runs it again.
+            raise KeyboardInterrupt
         held = evaluate(ckpt, test.loops)
         if not microtiming:
             held["timing_mae_ms"] = float("nan")  # both sides are on the grid: nothing was measured
