@@ -389,6 +389,16 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _loops_from(t: dict) -> str:
+    """Where a model's loops came from: files read, or (continued training) the loops it
+    had and the new ones, which were played or read without a file count."""
+    if t.get("files_read") is not None:
+        return f"from {counted(t['files_read'], 'file')}"
+    if t.get("new_loops") is not None:
+        return f"({t.get('loops_before')} before + {t['new_loops']} new)"
+    return "(source not recorded)"
+
+
 def cmd_info(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     g, path = ckpt.grid, Path(args.checkpoint)
@@ -420,7 +430,7 @@ def cmd_info(args) -> int:
         f"{m['file_bytes'] / 1e6:.1f} MB"
     )
     print(
-        f"  training: {t.get('loops')} loops from {t.get('files_read')} files, {t.get('epochs')} epochs in "
+        f"  training: {t.get('loops')} loops {_loops_from(t)}, {t.get('epochs')} epochs in "
         f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
         f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}"
     )

@@ -178,7 +178,7 @@ def tiny(ds: Dataset, **cfg) -> Checkpoint:
 
 
 @pytest.mark.slow
-def test_continuing_starts_from_the_weights_and_keeps_old_and_new_loops(split_6_8):
+def test_continuing_starts_from_the_weights_and_keeps_old_and_new_loops(split_6_8, tmp_path, capsys):
     ds, new = split_6_8
     base = tiny(ds)
     frozen = continue_training(base, new, TrainConfig(epochs=1, lr=0.0))  # lr 0: the weights stay
@@ -188,6 +188,9 @@ def test_continuing_starts_from_the_weights_and_keeps_old_and_new_loops(split_6_
     assert all(same(a, b) for a, b in zip(loops, ds.loops + new, strict=True))
     assert frozen.summary.continued_from and frozen.summary.data["new_loops"] == len(new)
     assert frozen.model.config == base.model.config and len(frozen.latents) == len(loops)
+    save_checkpoint(frozen, tmp_path / "learned.pt")  # as learning on stage saves it: loops, no files
+    assert main(["info", str(tmp_path / "learned.pt")]) == 0
+    assert f"{len(loops)} loops ({len(ds.loops)} before + {len(new)} new)" in capsys.readouterr().out
     moved = continue_training(base, new)
     assert moved.summary.updates >= continue_updates(len(loops))
     before, after = base.model.state_dict(), moved.model.state_dict()
