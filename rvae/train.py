@@ -410,8 +410,9 @@ def continue_files(
         all_channels=ckpt.all_channels,
     )
     if report:
+        hint = f" (--force-meter reads it as {ckpt.grid.meter})"  # not an option with --init
         for line in ds.lines():
-            report(line)
+            report(line.replace(hint, ""))
     if not ds.loops:
         raise NoDataError(
             f"no loop in {', '.join(map(str, paths))} fits the model's {ckpt.grid.meter} grid "

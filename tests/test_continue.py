@@ -237,6 +237,7 @@ def test_train_init_continues_skips_other_meters_and_refuses_what_it_cannot(tmp_
     assert main(["train", "--init", str(tmp_path / "a.pt"), str(more), "-o", str(tmp_path / "b.pt"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "seven.mid" in err and "continuing from" in err
+    assert "--force-meter" not in err  # the model's meter is fixed: no hint to an option --init refuses
     b = load_checkpoint(tmp_path / "b.pt")
     a = load_checkpoint(tmp_path / "a.pt")
     assert b.n_kept_loops > a.n_kept_loops and b.summary.continued_from == str(tmp_path / "a.pt")
