@@ -202,7 +202,8 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
     paths = [(base / d).resolve() for d in data]
     for d, p in zip(data, paths, strict=True):
         if not p.exists():
-            raise ExperimentError(f"data: {d} ({p}) does not exist")
+            where = "" if str(p) == d else f" ({p})"  # a relative path: say where it was looked for
+            raise ExperimentError(f"data: {d}{where} does not exist")
 
     holdout = raw.get("holdout")
     folds = raw.get("folds", None if holdout is not None else 3)
