@@ -9,11 +9,14 @@ Each RESULTS_DIR is an `rvae experiment` output folder (its results.json). The s
 set may overlap (each has today's defaults as one cell): runs are told apart by their settings
 with the defaults filled in, seed and fold, and a run found twice counts once. On these sets
 (at most 64 loops after min_loops' duplication) an epoch is one batch, so the epochs a run
-trained are its updates. Writes OUT_STEM.md, .png and .svg.
+trained are its updates. Writes OUT_STEM.md (the table), .csv (every run counted: set,
+setting, seed, fold and the four figures), .png and .svg.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import sys
@@ -52,12 +55,19 @@ def setting(row: dict) -> tuple:
     return (*values, None if updates == auto_updates(row["train_loops"]) else updates)
 
 
-def label(key: tuple) -> str:
+def changed(key: tuple) -> dict[str, float]:
+    """The settings of ``key`` that differ from today's defaults."""
     names = [*DEFAULTS, "updates"]
-    parts = [
-        f"{n} {v:g}" for n, v, d in zip(names, key, [*DEFAULTS.values(), None], strict=True) if v is not None and v != d
-    ]
-    return ", ".join(parts) or "today's defaults"
+    return {n: v for n, v, d in zip(names, key, [*DEFAULTS.values(), None], strict=True) if v is not None and v != d}
+
+
+def label(key: tuple) -> str:
+    return ", ".join(f"{n} {v:g}" for n, v in changed(key).items()) or "today's defaults"
+
+
+def family(key: tuple) -> str:
+    """What a point varies (its colour): "beta", "dropout + latent_noise"..."""
+    return " + ".join(changed(key)) or "today's defaults"
 
 
 def cells(folders: list[str]) -> dict[tuple, list[dict]]:
@@ -81,15 +91,33 @@ def main() -> None:
         name, _, folders = spec.partition("=")
         sets[name] = cells(folders.split(","))
     lines = [
+        "# Defaults that copy less: every setting tried",
+        "",
+        f"Written by `scripts/plot_tradeoff.py` from the `rvae experiment` results of "
+        f"`examples/defaults_study_*.toml`. Mean ± 95 % CI half-width over seeds x folds; targets: "
+        f"training onset F1 ≥ {F1_TARGET}, prior OA ≥ {OA_TARGET}, prior copy share at most half of "
+        "today's defaults' on the same set.",
+        "",
         "| set | setting | runs | " + " | ".join(METRICS.values()) + " | meets the targets |",
         "|---|---|---|" + "---|" * len(METRICS) + "---|",
     ]
-    fig, axes = plt.subplots(1, len(sets), figsize=(6.0 * len(sets), 5.0), layout="constrained", squeeze=False)
+    buf = io.StringIO()
+    table = csv.writer(buf, lineterminator="\n")
+    table.writerow(["set", "setting", "seed", "fold", *METRICS])
+    for name, found in sets.items():
+        for key, runs in sorted(found.items(), key=lambda kv: label(kv[0])):
+            for r in sorted(runs, key=lambda r: (r["seed"], r["fold"])):
+                table.writerow([name, label(key), r["seed"], r["fold"], *(r.get(m) for m in METRICS)])
+    write_atomic(stem.with_suffix(".csv"), lambda p: Path(p).write_text(buf.getvalue()))
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.6 * len(sets), 5.0), layout="constrained", squeeze=False)
     for ax, (name, found) in zip(axes[0], sets.items(), strict=True):
         default = summarise(found[(*DEFAULTS.values(), None)])
         copy_target = default["gen_prior_copy_share"][0] / 2
         order = sorted(found, key=lambda k: (label(k) != "today's defaults", label(k)))
-        for i, key in enumerate(order):
+        families = sorted({family(k) for k in order}, key=lambda f: (f != "today's defaults", f))
+        shown: set[str] = set()
+        for key in order:
+            fam = families.index(family(key))
             s = summarise(found[key])
             f1, oa, copies = (s[m][0] for m in ("train_onset_f1", "gen_prior_summary_oa_mean", "gen_prior_copy_share"))
             meets = f1 >= F1_TARGET and oa >= OA_TARGET and copies <= copy_target
@@ -104,12 +132,14 @@ def main() -> None:
                 my,
                 xerr=[[mx - lx], [hx - mx]],
                 yerr=[[my - ly], [hy - my]],
-                fmt="s" if i == 0 else "o",
-                color="black" if i == 0 else f"C{i % 10}",
+                fmt="s" if fam == 0 else "o",
+                color="black" if fam == 0 else f"C{fam % 10}",
                 capsize=2,
                 alpha=0.85,
                 markerfacecolor="none" if f1 < F1_TARGET else None,
+                label=None if family(key) in shown else family(key),
             )
+            shown.add(family(key))
             ax.annotate(label(key), (mx, my), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.fill_between([0, copy_target], OA_TARGET, 1.0, color="C2", alpha=0.12, label="targets (F1 ≥ 0.95 too)")
         ax.set_xlim(left=0)
@@ -118,7 +148,7 @@ def main() -> None:
         ax.set_ylabel("prior samples: mean OA against the training loops")
         ax.set_title(f"{name}: mean ± 95 % CI over seeds x folds (hollow: training F1 < 0.95)", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     write_atomic(stem.with_suffix(".md"), lambda p: Path(p).write_text("\n".join(lines) + "\n"))
     for ext in ("png", "svg"):
 
