@@ -32,7 +32,8 @@ from rvae.cli import main
 
 CKPT_44 = REPO / "checkpoints" / "groove-4-4.pt"
 CKPT_78 = REPO / "checkpoints" / "demo-7-8.pt"
-TOL = 0.0054  # seconds: 2 JACK periods (-p 128 at 48 kHz)
+TOL = 0.0054  # seconds: 2 JACK periods (-p 128 at 48 kHz), for the median error
+STEP_TOL = 0.4  # of a step, for each event: tells its step from the next (ms are the benchmark's)
 Z = (0.3, -0.4)
 
 
@@ -65,13 +66,17 @@ def pulses(captured: dict, after: float, before: float = float("inf")) -> list[f
 
 def off_grid(ons, bar: float, bpm: float, pattern: dict[int, list[int]], loop_steps: int) -> list[str]:
     """What is wrong with note-ons against a grid of 24 steps a quarter from the bar line
-    ``bar`` (seconds): off a step by more than TOL, or not the pattern's note there."""
+    ``bar`` (seconds): off its step by more than STEP_TOL, or not the pattern's note there;
+    and the median error over TOL (a shifted grid, not a busy machine)."""
     tick = 60.0 / bpm / 24
-    wrong = []
+    wrong, errors = [], []
     for t, note in ons:
         k = round((t - bar) / tick)
-        if abs(t - bar - k * tick) > TOL or note not in pattern.get(k % loop_steps, []):
+        errors.append(abs(t - bar - k * tick))
+        if errors[-1] > STEP_TOL * tick or note not in pattern.get(k % loop_steps, []):
             wrong.append(f"note {note} at step {(t - bar) / tick:.2f} (pattern there: {pattern.get(k % loop_steps)})")
+    if errors and sorted(errors)[len(errors) // 2] > TOL:
+        wrong.append(f"median error {sorted(errors)[len(errors) // 2] * 1000:.1f} ms")
     return wrong
 
 
@@ -125,9 +130,10 @@ def test_joins_a_133_session_on_the_peers_grid_follows_it_and_stops_with_it(jack
     assert off_grid(first, bars[0], 133, pattern, loop_steps) == []
     # the bridge: MIDI clock on the session's pulses, Start at bar 1
     ticks = pulses(captured, started, changed)
-    assert ticks[0] == pytest.approx(bars[0], abs=TOL)
     tick = 60 / 133 / 24
-    assert max(abs((t - bars[0]) / tick - round((t - bars[0]) / tick)) * tick for t in ticks) < TOL
+    assert ticks[0] == pytest.approx(bars[0], abs=STEP_TOL * tick)
+    off = sorted(abs((t - bars[0]) / tick - round((t - bars[0]) / tick)) for t in ticks)
+    assert off[-1] < STEP_TOL and off[len(off) // 2] * tick < TOL
     assert [m.type for _, m in log if m.type in ("start", "clock")][:2] == ["start", "clock"]
     # the peer's tempo followed within one beat: from a beat after the change on, the 150 grid
     later = note_ons(captured, changed + 60 / 133, changed + 2.0)
