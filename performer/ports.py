@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import re
@@ -75,6 +76,7 @@ _RTMIDI_TO_OURS = {getattr(rtmidi, "API_" + v): k for k, v in API_NAMES.items()}
 
 ALL_NOTES_OFF = 123
 ALL_SOUND_OFF = 120
+_SETTLE = 0.02  # seconds with the GIL let go before a JACK input closes: a few cycles (2.7 ms each at -p 128)
 
 InputCallback = Callable[[mido.Message, float], None]
 
@@ -165,7 +167,19 @@ def _find(names: list[str], wanted: str) -> str | None:
 
 
 def _ports(cls: type, api: str | None) -> list[str]:
-    """Names of the ports an rtmidi ``cls`` could connect to (a throwaway client)."""
+    """Names of the ports an rtmidi ``cls`` could connect to (a throwaway client). On JACK a
+    ctypes client: python-rtmidi deletes its client holding the GIL, and under load
+    jack_client_close has waited on the server for over a minute (the whole process with it);
+    ctypes lets the GIL go, so the bounded close holds."""
+    if _rtapi(api) == rtmidi.API_UNIX_JACK:
+        try:
+            probe = _JackWatch("rvae-probe")
+        except OSError as err:
+            raise UserError(f"cannot open a MIDI client with {api}: {err}") from err
+        try:
+            return probe.ports(_JACK_IS_INPUT if cls is rtmidi.MidiOut else _JACK_IS_OUTPUT)
+        finally:
+            _close_bounded(probe.close, "the port probe client")
     rt = _new_rt(cls, api, "rvae-probe")
     try:
         return rt.get_ports()
@@ -210,6 +224,7 @@ def _new_rt(cls: type, api: str | None, client: str) -> rtmidi.MidiOut | rtmidi.
 
 _JackShutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _JACK_NO_START_SERVER = 0x01
+_JACK_IS_INPUT, _JACK_IS_OUTPUT = 0x1, 0x2  # JackPortFlags
 
 
 class _JackWatch:
@@ -217,18 +232,11 @@ class _JackWatch:
     rtmidi registers none, and after the server dies its sends block forever (see the
     module docstring). libjack calls ``on_shutdown`` on its own thread; we set a flag."""
 
-    def __init__(self, client_name: str, on_shutdown: Callable[[], None]) -> None:
+    def __init__(self, client_name: str, on_shutdown: Callable[[], None] = lambda: None) -> None:
         self.gone = False
         self._client = None
         self._on_shutdown = on_shutdown
-        self._lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
-        self._lib.jack_client_open.restype = ctypes.c_void_p
-        self._lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-        self._lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JackShutdown, ctypes.c_void_p]
-        self._lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        for fn in ("jack_get_buffer_size", "jack_get_sample_rate"):
-            getattr(self._lib, fn).argtypes = [ctypes.c_void_p]
-            getattr(self._lib, fn).restype = ctypes.c_uint32
+        self._lib = _libjack()
         self._callback = _JackShutdown(self._shutdown)  # kept alive as long as the client
         status = ctypes.c_int(0)
         client = self._lib.jack_client_open(client_name.encode()[:60], _JACK_NO_START_SERVER, ctypes.byref(status))
@@ -250,10 +258,48 @@ class _JackWatch:
         rate = self._lib.jack_get_sample_rate(client)
         return self._lib.jack_get_buffer_size(client) / rate if rate else 0.0
 
+    def ports(self, flags: int) -> list[str]:
+        """Full names of the JACK MIDI ports with these flags (``_JACK_IS_INPUT``: destinations),
+        in the order rtmidi lists them."""
+        names = self._lib.jack_get_ports(self._client, None, b"midi", flags) if self._client else None
+        if not names:
+            return []
+        try:
+            found = []
+            for name in names:
+                if name is None:
+                    break
+                found.append(name.decode(errors="replace"))
+            return found
+        finally:
+            self._lib.jack_free(names)
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client:
             self._lib.jack_client_close(client)
+
+
+_LIBJACK: ctypes.CDLL | None = None
+
+
+def _libjack() -> ctypes.CDLL:
+    """libjack through ctypes, its signatures declared once (calls through it let the GIL go)."""
+    global _LIBJACK
+    if _LIBJACK is None:
+        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JackShutdown, ctypes.c_void_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        for fn in ("jack_get_buffer_size", "jack_get_sample_rate"):
+            getattr(lib, fn).argtypes = [ctypes.c_void_p]
+            getattr(lib, fn).restype = ctypes.c_uint32
+        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        _LIBJACK = lib
+    return _LIBJACK
 
 
 # --- output ------------------------------------------------------------------------------
@@ -487,6 +533,8 @@ class InputPort:
 
     def _on_message(self, event: tuple[list[int], float], _data: object) -> None:
         stamp = time.perf_counter()  # first: everything after this is our own latency
+        if self._closed:
+            return
         if self._arrival is not None:
             stamp = self._arrival(event[1], stamp)
             if event[0] and event[0][0] in (0xF0, 0xF7, 0xFE):  # SysEx, its end, Active Sensing
@@ -507,12 +555,22 @@ class InputPort:
         return self._errors
 
     def close(self) -> None:
-        """Stop the callback and close the port. Idempotent."""
+        """Stop the callback and close the port. Idempotent.
+
+        rtmidi calls the callback on its own thread (JACK's process thread), which first waits
+        for the GIL; python-rtmidi cancels, closes and deletes holding the GIL. Closed while a
+        message was arriving, that thread went on with a callback ``cancel_callback`` had freed
+        (SIGSEGV), or the close waited for the server while the server waited for that thread
+        (a hang): closing inputs under a 2 kHz clock beside a busy thread, 3 runs in 4 died.
+        So: the callback off in rtmidi, its (callback, data) tuple kept alive, the GIL let go
+        for a few cycles so a callback already waiting runs (and returns: closed), then close."""
         if self._closed:
             return
         self._closed = True
         try:
+            self._keep = gc.get_referents(self._rt)  # python-rtmidi's callback tuple, freed by cancel_callback
             self._rt.cancel_callback()
+            time.sleep(_SETTLE)
             self._rt.close_port()
             self._rt.delete()
         finally:
