@@ -26,6 +26,7 @@ from performer.learn import Learning, session_folder
 from performer.link import check_options
 from performer.ports import Output, OutputPort
 from performer.record import Recording
+from performer.rig import JackRig, LiveOutput
 from performer.sequencer import SWAP_MODES, Mailbox, Player, PlayerView, Sequencer
 from rvae.checkpoint import Checkpoint, load_checkpoint
 from rvae.errors import UserError
@@ -80,7 +81,11 @@ class PerformConfig:
     )
     midi_api: str | None = field(
         default=None,
-        metadata=_option("rtmidi backend: alsa, jack, coremidi, winmm (default: rtmidi's, else JACK)"),
+        metadata=_option(
+            f"rtmidi backend: {', '.join(ports.available_apis())} (default: rtmidi's, else JACK)",
+            choices=ports.available_apis(),
+            type=str.lower,
+        ),
     )
     channel: int = field(default=10, metadata=_option("MIDI channel, 1-16 (default: 10, General MIDI drums)"))
     send_clock: bool | None = field(
@@ -240,6 +245,7 @@ class Performance:
         self.recording: Recording | None = None
         self.learning: Learning | None = None
         self.cursor_out: control.OscCursorOut | None = None
+        self.rig: JackRig | None = None
 
     def square_of(self, ckpt: Checkpoint) -> float:
         """The half-width of the pad's square for ``ckpt``: --extent if given, else the model's own."""
@@ -298,10 +304,16 @@ class Performance:
         out = self._open_output()
         outputs: list[Output] = []
         port_text = "out: none"
+        live = LiveOutput(out) if out is not None and out.api == "jack" else None  # the rig reopens it
         if out is not None:
-            self._on_exit(out.close)
-            outputs.append(out)
+            self._on_exit((live or out).close)
+            outputs.append(live or out)
             port_text = f"out: {out.name} ({out.api})"
+            if out.virtual and cfg.midi_out != PerformConfig.midi_out:
+                self.say(
+                    f"no MIDI destination's name contains {cfg.midi_out!r}: made the output {out.name}; "
+                    "connect it to your synth or drum machine"
+                )
         if cfg.audio:
             from performer.audio import open_audio
 
@@ -315,6 +327,8 @@ class Performance:
             self.recording = Recording(cfg.record, cfg.bpm, ckpt.grid.time_signature, instruments=len(ckpt.kit))
             outputs.append(self.recording)
             self._on_exit(self._save_recording)  # after the clock thread's last note-offs
+        inp: ports.InputPort | None = None
+        reopen_in: Callable[[], ports.InputPort] | None = None
         follower = clock if isinstance(clock, MidiClockFollower) else None
         mailbox = Mailbox()
         player = self.player = Player(
@@ -347,8 +361,16 @@ class Performance:
                 if shared and learning is not None:
                     learning.hear(msg, stamp)
 
-            inp = ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=shared)
-            self._on_exit(inp.close)
+            def open_in(api: str | None = api) -> ports.InputPort:
+                return ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=shared)
+
+            reopen_in = open_in
+            inp = opened = open_in()
+
+            def close_in() -> None:  # after a server restart, the port the rig reopened
+                (self.rig.inp if self.rig is not None and self.rig.inp is not None else opened).close()
+
+            self._on_exit(close_in)
             if cfg.midi_in and inp.virtual:
                 self.say(
                     f"no MIDI source's name contains {cfg.midi_in!r}: made the input {inp.name}; "
@@ -387,6 +409,14 @@ class Performance:
         sys.setswitchinterval(cfg.switch_interval)  # the clock thread must not wait 5 ms for the GIL
         player.start()
         self._on_exit(player.stop)
+        if live is not None:
+
+            def open_out() -> OutputPort:
+                return ports.open_output(cfg.midi_out, "jack", channel=cfg.channel - 1)
+
+            self.rig = JackRig(live, open_out, inp, reopen_in, player, self.say)
+            self.rig.start()
+            self._on_exit(self.rig.stop)
         worker.start()
         self._on_exit(worker.stop)
         if learning is not None:

@@ -39,9 +39,15 @@ def _mutes(text: str) -> list[int]:
 
 
 def cmd_ports(args) -> int:
-    from performer.ports import list_ports
+    from performer.ports import list_ports, on_any_api
 
-    found = list_ports(args.midi_api)
+    if args.midi_api:
+        found = list_ports(args.midi_api)
+    else:  # as perform does: rtmidi's default API, else JACK
+        listed, why = on_any_api(list_ports, "cannot list MIDI ports")
+        if listed is None:
+            raise UserError(f"{why}; name one with --midi-api")
+        found = listed
     # Named by what the user does with them: a running performer's own out port is a
     # source here, which under rtmidi's "inputs" looked like a mistake.
     for kind, title in (
@@ -65,5 +71,14 @@ def register(add_command: Callable[..., argparse.ArgumentParser]) -> dict[str, C
     f.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
 
     o = add_command("ports", help="list MIDI ports")
-    o.add_argument("--midi-api", default=None, help="rtmidi backend: alsa, jack, coremidi, winmm")
+    from performer.ports import available_apis
+
+    apis = available_apis()
+    o.add_argument(
+        "--midi-api",
+        default=None,
+        choices=apis,
+        type=str.lower,
+        help=f"rtmidi backend: {', '.join(apis)} (default: rtmidi's, else JACK)",
+    )
     return {"perform": cmd_perform, "ports": cmd_ports}

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import gc
 import logging
 import os
@@ -49,7 +50,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import mido
 import rtmidi
@@ -60,10 +61,13 @@ __all__ = [
     "API_NAMES",
     "InputCallback",
     "InputPort",
+    "JackClient",
     "Output",
     "OutputPort",
+    "available_apis",
     "backend",
     "list_ports",
+    "on_any_api",
     "open_input",
     "open_output",
 ]
@@ -79,6 +83,7 @@ ALL_SOUND_OFF = 120
 _SETTLE = 0.02  # seconds with the GIL let go before a JACK input closes: a few cycles (2.7 ms each at -p 128)
 
 InputCallback = Callable[[mido.Message, float], None]
+T = TypeVar("T")
 
 
 class Output(Protocol):
@@ -177,14 +182,14 @@ def _ports(cls: type, api: str | None) -> list[str]:
         except OSError as err:
             raise UserError(f"cannot open a MIDI client with {api}: {err}") from err
         try:
-            return probe.ports(_JACK_IS_INPUT if cls is rtmidi.MidiOut else _JACK_IS_OUTPUT)
+            return probe.ports(flags=_JACK_IS_INPUT if cls is rtmidi.MidiOut else _JACK_IS_OUTPUT)
         finally:
-            _close_bounded(probe.close, "the port probe client")
+            close_bounded(probe.close, "the port probe client")
     rt = _new_rt(cls, api, "rvae-probe")
     try:
         return rt.get_ports()
     finally:
-        _close_bounded(rt.delete, "the port probe client")
+        close_bounded(rt.delete, "the port probe client")
 
 
 def _attach(rt: rtmidi.MidiOut | rtmidi.MidiIn, name: str, target: str | None, side: str) -> tuple[str, bool]:
@@ -258,26 +263,59 @@ class _JackWatch:
         rate = self._lib.jack_get_sample_rate(client)
         return self._lib.jack_get_buffer_size(client) / rate if rate else 0.0
 
-    def ports(self, flags: int) -> list[str]:
-        """Full names of the JACK MIDI ports with these flags (``_JACK_IS_INPUT``: destinations),
-        in the order rtmidi lists them."""
-        names = self._lib.jack_get_ports(self._client, None, b"midi", flags) if self._client else None
-        if not names:
-            return []
-        try:
-            found = []
-            for name in names:
-                if name is None:
-                    break
-                found.append(name.decode(errors="replace"))
-            return found
-        finally:
-            self._lib.jack_free(names)
+    def ports(self, pattern: str | None = None, flags: int = 0) -> list[str]:
+        """Full names of the JACK MIDI ports matching the regular expression ``pattern`` with
+        these flags (``_JACK_IS_INPUT``: destinations), in the order rtmidi lists them."""
+        client = self._client
+        return (
+            _names(self._lib, self._lib.jack_get_ports(client, pattern and pattern.encode(), b"midi", flags))
+            if client
+            else []
+        )
+
+    def connections(self, port: str) -> list[str]:
+        """Full names of the ports ``port`` (a full name) is connected to."""
+        client = self._client
+        handle = self._lib.jack_port_by_name(client, port.encode()) if client else None
+        return _names(self._lib, self._lib.jack_port_get_all_connections(client, handle)) if handle else []
+
+    def connect(self, source: str, destination: str) -> bool:
+        """Connect two ports by full name; True if they are connected now."""
+        if not self._client:
+            return False
+        err = self._lib.jack_connect(self._client, source.encode(), destination.encode())
+        return err in (0, errno.EEXIST)
 
     def close(self) -> None:
         client, self._client = self._client, None
         if client:
             self._lib.jack_client_close(client)
+
+
+def _names(lib: ctypes.CDLL, names) -> list[str]:
+    """A NULL-terminated array of names from libjack -> a list, the array freed."""
+    if not names:
+        return []
+    try:
+        found = []
+        for name in names:
+            if name is None:
+                break
+            found.append(name.decode(errors="replace"))
+        return found
+    finally:
+        lib.jack_free(names)
+
+
+JackClient = _JackWatch  # what the rig uses it for: ports, connections, connect
+
+
+def jack_client(name: str) -> _JackWatch | None:
+    """A port-less ctypes JACK client (see _JackWatch), or None when no server answers."""
+    try:
+        return _JackWatch(name)
+    except OSError:
+        return None
 
 
 _LIBJACK: ctypes.CDLL | None = None
@@ -298,6 +336,11 @@ def _libjack() -> ctypes.CDLL:
         lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
         lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
         lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_port_by_name.restype = ctypes.c_void_p
+        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
         _LIBJACK = lib
     return _LIBJACK
 
@@ -433,10 +476,10 @@ class OutputPort:
 
 def _close_watch(watch: _JackWatch | None, timeout: float = 1.0) -> None:
     if watch is not None:
-        _close_bounded(watch.close, "the JACK watch client", timeout)
+        close_bounded(watch.close, "the JACK watch client", timeout)
 
 
-def _close_bounded(close: Callable[[], None], what: str, timeout: float = 1.0) -> None:
+def close_bounded(close: Callable[[], None], what: str, timeout: float = 1.0) -> None:
     """Close a helper client, waiting at most ``timeout``. jack_client_close has blocked forever
     in libjack (jack2 1.9.21, the machine loaded: 4 closes of the watch in about 60 of `rvae
     perform` with CC in, and once the port probe in a test; jack2 issues #395 and #955 report
@@ -619,16 +662,17 @@ def quiet_stderr():
             os.close(saved)
 
 
-def open_output_any(name: str = "rvae", channel: int = 9) -> tuple[OutputPort | None, str]:
-    """An output on whichever API opens: rtmidi's default, then JACK. Returns the port, or
-    None and one sentence saying why none could open (so a performer can play on without)."""
+def on_any_api(action: Callable[[str | None], T], failed: str) -> tuple[T | None, str]:
+    """``action(api)`` on whichever API works: rtmidi's default (on Linux ALSA, even without an
+    ALSA sequencer), then JACK. Returns its result, or None and one sentence starting with
+    ``failed`` saying why each API failed. What ``perform`` and ``ports`` do without --midi-api."""
     reasons = []
     for api in (None, "jack"):
         saved = os.environ.get("JACK_NO_START_SERVER")
         os.environ["JACK_NO_START_SERVER"] = "1"  # trying JACK must not launch a server of its own
         try:
             with quiet_stderr():
-                return open_output(name, api, channel=channel), ""
+                return action(api), ""
         except Exception as e:  # rtmidi raises its own error types for a missing backend
             reasons.append(
                 f"{api or 'default'}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
@@ -638,4 +682,15 @@ def open_output_any(name: str = "rvae", channel: int = 9) -> tuple[OutputPort | 
                 os.environ.pop("JACK_NO_START_SERVER", None)
             else:
                 os.environ["JACK_NO_START_SERVER"] = saved
-    return None, f"no MIDI out port could open ({'; '.join(reasons)})"
+    return None, f"{failed} ({'; '.join(reasons)})"
+
+
+def open_output_any(name: str = "rvae", channel: int = 9) -> tuple[OutputPort | None, str]:
+    """An output on whichever API opens (``on_any_api``). Returns the port, or None and one
+    sentence saying why none could open (so a performer can play on without)."""
+    return on_any_api(lambda api: open_output(name, api, channel=channel), "no MIDI out port could open")
+
+
+def available_apis() -> list[str]:
+    """Our names of the MIDI APIs this machine's python-rtmidi has compiled in."""
+    return _available()

@@ -54,6 +54,7 @@ __all__ = [
     "bar_beat",
     "make_pattern",
     "shift",
+    "song_position",
 ]
 
 logger = logging.getLogger(__name__)
@@ -247,6 +248,13 @@ class PlayerView:
     pattern_from: float = 0.0  # the beat ``pattern`` plays from (ahead of ``beat`` until a swap happens)
 
 
+def song_position(tick: int, bar_ticks: int) -> mido.Message:
+    """Song Position Pointer for clock pulse ``tick`` (a bar line): MIDI beats (16ths, 6 pulses)
+    from the start, wrapped at a bar line below SPP's largest value (16383) on a long set."""
+    pos, bar = tick // 6, max(1, bar_ticks // 6)
+    return mido.Message("songpos", pos=pos % (16384 // bar * bar))
+
+
 def bar_beat(beat: float, grid: Grid) -> tuple[int, int]:
     """Playhead in beats -> (bar, unit in the bar), both 1-based; the unit is the time
     signature's (quarters in 4/4, eighths in 6/8 and 7/8)."""
@@ -331,6 +339,8 @@ class Player:
         self._state = controls.get()
         self._playing = False
         self._started: tuple[float, float] | None = None  # (beat, time) it started at, logged once the turn is sent
+        self._resync = threading.Event()  # a destination joined: SPP + Continue at the next bar
+        self._resync_tick: int | None = None
         self.view = PlayerView(bpm=clock.bpm, clock=clock.kind, state=clock.idle, ports=ports)
 
     # --- output -----------------------------------------------------------------------
@@ -400,6 +410,7 @@ class Player:
             self.silence()
             return
         self.silence()
+        self._resync_tick = None  # Start and Continue tell the gear where we are anyway
         self.seq.locate(change.beat)
         # from a beat back, for the first step's early hits: they go at once, with Start
         self._from, self._scheduled, self._playing = change.beat, change.beat - 1.0, True
@@ -410,7 +421,7 @@ class Player:
             # where the position points, then Continue: gear that counts pulses locks in
             sixteenth = math.ceil(change.beat * 4 - 1e-9)
             self._next_tick = sixteenth * PPQN // 4
-            self._send(mido.Message("songpos", pos=min(sixteenth, 16383)))
+            self._send(song_position(self._next_tick, self._bar_ticks()))
             self._send(CONTINUE)
         elif self.send_clock:
             self._send(START)
@@ -434,12 +445,26 @@ class Player:
         if not self._playing or not self._state.running:  # stopped, or muted on a clock that plays on
             self._publish(now)
             return now + 0.002
+        if self._resync.is_set():
+            self._resync.clear()
+            bar = self._bar_ticks()
+            self._resync_tick = -(-self._next_tick // bar) * bar if self.send_clock else None
         self._schedule(now)
         for entry, due in self._due(now):
             self._play(entry, due, now)
         self._pulses(now, math.inf)
         self._publish(now)
         return self._next_wake(now)
+
+    def resync(self) -> None:
+        """A destination joined while we play (any thread may call it): when we send clock, Song
+        Position Pointer + Continue go out just before the next bar's first pulse, so gear
+        started late locks in on that bar."""
+        self._resync.set()
+
+    def _bar_ticks(self) -> int:
+        grid = self.seq.pattern.grid if self.seq.pattern is not None else None
+        return round(grid.quarters_per_bar * PPQN) if grid is not None else 4 * PPQN
 
     def _schedule(self, now: float) -> None:
         """Ask the sequencer for the window just ahead of what the clock knows."""
@@ -493,6 +518,10 @@ class Player:
                 return
             if now - due > 60.0 / (self.clock.bpm * PPQN):
                 self.missed += 1
+            if self._next_tick == self._resync_tick:
+                self._send(song_position(self._next_tick, self._bar_ticks()))
+                self._send(CONTINUE)
+                self._resync_tick = None
             self._send(CLOCK)
             self._next_tick += 1
 

@@ -70,6 +70,7 @@ __all__ = [
     "need",
     "need_jack",
     "remove_semaphores",
+    "restart_jack",
     "wait_for_port",
 ]
 
@@ -147,24 +148,44 @@ def jack_server(name: str, sync: bool = False) -> Iterator[str]:
         yield from _serve(name, ["-S"] if sync else [])
 
 
-def _serve(name: str, options: list[str]) -> Iterator[str]:
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    log = tempfile.NamedTemporaryFile("w+", prefix="jackd-", suffix=".log", delete=False)
+_SERVERS: dict[str, tuple[subprocess.Popen, list[str], IO]] = {}  # our running servers: process, options, log
+
+
+def _start_jackd(name: str, options: list[str], log: IO) -> None:
     proc = subprocess.Popen(
         ["jackd", "-n", name, *options, *JACKD_ARGS], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
     )
+    _SERVERS[name] = proc, options, log
+    deadline = time.monotonic() + START_TIMEOUT
+    while _jack_tool("jack_lsp", check=False).returncode != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            raise RuntimeError(f"jackd -n {name} {' '.join(options + JACKD_ARGS)} did not come up:\n{log.read()}")
+        time.sleep(0.05)
+
+
+def restart_jack(name: str, down: float = 0.5) -> float:
+    """Kill our server ``name`` (SIGKILL, as a crash would end it), wait ``down`` seconds and
+    start it again with the same options; returns the perf_counter time it answered again."""
+    proc, options, log = _SERVERS[name]
+    _stop(proc, signal.SIGKILL)
+    remove_semaphores(name)
+    time.sleep(down)
+    _start_jackd(name, options, log)
+    return time.perf_counter()
+
+
+def _serve(name: str, options: list[str]) -> Iterator[str]:
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    log = tempfile.NamedTemporaryFile("w+", prefix="jackd-", suffix=".log", delete=False)
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while _jack_tool("jack_lsp", check=False).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"jackd -n {name} {' '.join(options + JACKD_ARGS)} did not come up:\n{log.read()}")
-            time.sleep(0.05)
+        _start_jackd(name, options, log)
         yield name
     finally:
-        _stop(proc)
+        if name in _SERVERS:
+            _stop(_SERVERS.pop(name)[0])
         remove_semaphores(name)
         for k, v in saved.items():
             if v is None:

@@ -1,0 +1,127 @@
+"""The rig changing under a show, on real JACK: gear connected while rvae plays on its own
+clock gets Song Position Pointer + Continue at the next bar; the JACK server killed and
+started again while rvae plays: it says so, reopens its port, reconnects, and plays on.
+
+Heard (jack_midi_dump) listens; ``rvae perform`` runs as a user runs it (performer.testing)."""
+
+from __future__ import annotations
+
+import time
+
+import mido
+import pytest
+from test_perform_jack import CKPT_44, Heard, check_against_pattern, expected, pairs_ok, wait_for_output
+
+from performer.testing import Performer, connect, connections, restart_jack, wait_for_port
+
+slow = pytest.mark.slow
+
+
+def after_resync(log: list[tuple[int, mido.Message]]) -> tuple[int, list[tuple[int, int]]]:
+    """The first Song Position Pointer followed by Continue: (its position in 16ths,
+    [(pulse index after the Continue, note)] of the note-ons after it); pulse 0 is the first."""
+    types = [m.type for _, m in log]
+    for i, m in enumerate(types[:-1]):
+        if m == "songpos" and types[i + 1] == "continue":
+            pulses, notes = -1, []
+            for _, msg in log[i + 2 :]:
+                if msg.type == "clock":
+                    pulses += 1
+                elif msg.type == "note_on" and msg.velocity > 0 and pulses >= 0:
+                    notes.append((pulses, msg.note))
+            return log[i][1].pos, notes
+    return -1, []
+
+
+def pulses_after_resync(rec) -> int:
+    log = rec.log
+    pos, _ = after_resync(log)
+    if pos < 0:
+        return -1
+    first = next(i for i, (_, m) in enumerate(log) if m.type == "continue")
+    return sum(1 for _, m in log[first:] if m.type == "clock")
+
+
+@slow
+def test_gear_connected_late_gets_song_position_and_continue_at_the_next_bar(jack_server):
+    z = (0.3, -0.4)
+    pattern, loop_steps = expected(CKPT_44, z)
+    assert loop_steps == 96  # one bar of 4/4: a bar line is the loop's first step
+    with Performer("perf-late", CKPT_44, "--bpm", "150", "--z", *map(str, z)) as perf:
+        time.sleep(1.5)  # playing on its own clock, nobody listening
+        with Heard("heard-late") as rec:
+            connect(perf.port, rec.port)
+            assert rec.wait_for(lambda r: pulses_after_resync(r) >= loop_steps + 10, timeout=15), rec.messages()[:20]
+            perf.close()
+            rec.settle()
+            log = rec.log
+    pos, played = after_resync(log)
+    assert pos > 0 and pos % 16 == 0  # a bar line (16 sixteenths in 4/4), not the start: it played on
+    assert [m.type for _, m in log].index("songpos") > 0  # what came before it was mid-bar clock
+    check_against_pattern(played, pattern, loop_steps, bars=1)
+    pairs_ok(log[[m.type for _, m in log].index("songpos") :])
+
+
+@slow
+def test_jack_server_restarted_reopens_reconnects_and_plays_on(jack_server):
+    z = (0.3, -0.4)
+    pattern, loop_steps = expected(CKPT_44, z)
+    with Performer("perf-rs", CKPT_44, "--bpm", "150", "--z", *map(str, z)) as perf:
+        with Heard("heard-rs") as rec:
+            connect(perf.port, rec.port)
+            # its Song Position says the performer saw the connection (it remembers it)
+            assert rec.wait_for(lambda r: r.messages("songpos") and r.messages("note_on"), timeout=10)
+            back = restart_jack(jack_server)  # the dump ends with its server
+        assert wait_for_output(perf, "JACK server back", timeout=10), perf.output()
+        with Heard("heard-rs") as rec:  # the same listener, started again: a remembered peer
+            ready = time.perf_counter()
+            assert rec.wait_for(lambda r: r.messages("note_on"), timeout=10), perf.output()
+            first_note = time.perf_counter()
+            assert connections(wait_for_port("perf-rs:perf-rs", "output")) == [rec.port]
+            assert rec.wait_for(lambda r: pulses_after_resync(r) >= loop_steps + 10, timeout=15)
+            out = perf.close()  # and it still exits cleanly
+            rec.settle()
+            log = rec.log
+    assert out.count("JACK server gone") == 1 and out.count("JACK server back") == 1, out
+    pos, played = after_resync(log)
+    assert pos > 0 and pos % 16 == 0
+    check_against_pattern(played, pattern, loop_steps, bars=1)  # on the clock's grid
+    print(
+        f"\nrecovery: server back -> listener up {ready - back:.2f} s -> first note {first_note - back:.2f} s; "
+        + next(ln for ln in out.splitlines() if "JACK server back" in ln)
+    )
+    assert first_note - ready < 2.0  # reconnected and playing within 2 s of the peer's return
+
+
+@slow
+def test_midi_out_naming_no_port_says_it_made_one(jack_server):
+    with Performer("perf-named", CKPT_44, "--bpm", "120") as perf:
+        out = perf.close()
+    assert "no MIDI destination's name contains 'perf-named': made the output perf-named" in out
+
+
+@slow
+def test_rvae_ports_without_an_api_falls_back_to_jack_as_perform_does(jack_server, capsys):
+    from rvae.cli import main
+
+    with Performer("perf-listed", CKPT_44, "--bpm", "120") as perf:
+        assert main(["ports"]) == 0  # no --midi-api: rtmidi's default (no ALSA sequencer here?), else JACK
+        perf.close()
+    assert "perf-listed:perf-listed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["perform", "ports"])
+def test_midi_api_choices_are_the_apis_compiled_in(command, capsys):
+    import rtmidi
+
+    from rvae.cli import main
+
+    compiled = {rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()} & {"alsa", "jack", "coremidi", "winmm"}
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = capsys.readouterr().out
+    assert f"--midi-api {{{','.join(sorted(compiled, key=['alsa', 'jack', 'coremidi', 'winmm'].index))}}}" in help_text
+    missing = next(iter({"alsa", "jack", "coremidi", "winmm"} - compiled))
+    with pytest.raises(SystemExit):
+        main([command, "--midi-api", missing])
+    assert "invalid choice" in capsys.readouterr().err
