@@ -304,8 +304,7 @@ class Performance:
         out = self._open_output()
         outputs: list[Output] = []
         port_text = "out: none"
-        # the rig reopens it; not yet on Link: with the rig, Link's JACK tests lost notes (unexplained)
-        live = LiveOutput(out) if out is not None and out.api == "jack" and cfg.clock != "link" else None
+        live = LiveOutput(out) if out is not None and out.api == "jack" else None  # the rig reopens it
         if out is not None:
             self._on_exit((live or out).close)
             outputs.append(live or out)
