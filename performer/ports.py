@@ -220,7 +220,8 @@ def _forget(name: str) -> None:
 def _new_rt(cls: type, api: str | None, client: str) -> rtmidi.MidiOut | rtmidi.MidiIn:
     rtapi = _rtapi(api)  # UserError for a bad name, before touching any MIDI system
     try:
-        return cls(rtapi=rtapi, name=client)
+        with quiet_stderr():  # ALSA prints its own lines when it has no sequencer: we say why once
+            return cls(rtapi=rtapi, name=client)
     except rtmidi.RtMidiError as err:
         raise UserError(f"cannot open a MIDI client with {api or 'rtmidi default API'}: {err}") from err
 
@@ -688,7 +689,10 @@ def on_any_api(action: Callable[[str | None], T], failed: str) -> tuple[T | None
 def open_output_any(name: str = "rvae", channel: int = 9) -> tuple[OutputPort | None, str]:
     """An output on whichever API opens (``on_any_api``). Returns the port, or None and one
     sentence saying why none could open (so a performer can play on without)."""
-    return on_any_api(lambda api: open_output(name, api, channel=channel), "no MIDI out port could open")
+    port, why = on_any_api(lambda api: open_output(name, api, channel=channel), "no MIDI out port could open")
+    if port is None:
+        why += "; start a JACK server (e.g. jackd -d dummy, or your audio setup) or load ALSA's sequencer (snd-seq)"
+    return port, why
 
 
 def available_apis() -> list[str]:

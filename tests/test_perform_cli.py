@@ -3,7 +3,10 @@ refuses in one sentence (exit 2) rather than a traceback."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -163,3 +166,15 @@ def test_the_performance_decodes_with_one_torch_thread():
         assert torch.get_num_threads() == 2  # the caller's, back
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(os.path.exists("/dev/snd/seq"), reason="this machine has an ALSA sequencer")
+def test_alsa_without_a_sequencer_is_one_sentence_without_alsas_own_lines():
+    # ALSA's library prints "ALSA lib seq_hw.c..." on fd 2 itself, so only a real process shows it.
+    done = subprocess.run(
+        [sys.executable, "-m", "rvae", "perform", "--headless", "--midi-api", "alsa", "--seconds", "1"],
+        capture_output=True, text=True, timeout=120, env=os.environ | {"SDL_VIDEODRIVER": "dummy"},
+    )
+    assert done.returncode == 2
+    assert "ALSA lib" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("rvae perform: cannot open a MIDI client with alsa")
