@@ -172,6 +172,10 @@ class PerformConfig:
         if self.clock not in CLOCKS:
             raise UserError(f"--clock {self.clock!r}: choose {', '.join(CLOCKS[:-1])} or {CLOCKS[-1]}")
         check_options(self.quantum, self.latency / 1000.0)  # one sentence, before anything imports Link
+        if self.clock != "link" and (self.quantum is not None or self.latency):
+            raise UserError(f"--{'quantum' if self.quantum is not None else 'latency'} is for --clock link only")
+        if self.seconds is not None and not self.seconds > 0:
+            raise UserError(f"--seconds {self.seconds:g}: give a time above 0 (or leave it out: play until stopped)")
         if self.swap not in SWAP_MODES:
             raise UserError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
         if self.velocity not in VELOCITY_MODES:

@@ -178,3 +178,16 @@ def test_alsa_without_a_sequencer_is_one_sentence_without_alsas_own_lines():
     assert done.returncode == 2
     assert "ALSA lib" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("rvae perform: cannot open a MIDI client with alsa")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--quantum", "3"], "--quantum is for --clock link only"),
+        (["--latency", "20"], "--latency is for --clock link only"),
+        (["--seconds", "-1"], "--seconds -1: give a time above 0"),
+    ],
+)
+def test_options_that_would_be_ignored_are_refused(args, says, capsys):
+    assert main(["perform", "--headless", *args]) == 2
+    assert says in capsys.readouterr().err
