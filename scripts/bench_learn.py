@@ -41,20 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_performer import _origin, after_last_start, is_note_on, pairing, stats  # noqa: E402
 
+from performer.testing import UNSEEN_GROOVE  # noqa: E402
+
 RATE, PERIOD_FRAMES = 48000, 128
 PERIOD = PERIOD_FRAMES / RATE
 CKPT = ROOT / "checkpoints" / "groove-4-4.pt"
-# (step, note, velocity) of one 4/4 bar at 24 steps a quarter: a groove the model was not trained on
-GROOVE = [
-    (0, 36, 110),
-    (42, 36, 96),
-    (60, 36, 100),
-    (24, 38, 112),
-    (72, 38, 115),
-    (78, 38, 40),
-    *((p, 42, 100 if p % 24 == 0 else 60) for p in range(0, 96, 8)),
-    (88, 51, 90),
-]
+GROOVE = UNSEEN_GROOVE
 
 
 class Drummer(threading.Thread):

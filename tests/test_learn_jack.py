@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from performer.testing import GrooveSender, MidiDump, Performer, connect, jack_ports, wait_for_port
+from performer.testing import UNSEEN_GROOVE, GrooveSender, MidiDump, Performer, connect, jack_ports, wait_for_port
 from rvae.checkpoint import load_checkpoint
 from rvae.generate import to_groove
 from rvae.groove import Groove
@@ -28,19 +28,7 @@ BPM = 120.0
 PULSE_FRAMES = 48000 * 60 / (BPM * 24)  # one clock pulse, in frames of the dummy server
 PERIOD = 128
 
-# A groove none of the bundled loops holds: kick on 1, the "a" of 2 and the "and" of 3;
-# snare on 2 and 4 with a ghost on the "e" of 4; closed hat on 8th-note triplets, accented
-# on the beat; a ride bell on the last triplet. (pulse, note, velocity); a pulse is a step.
-GROOVE = [
-    (0, 36, 110),
-    (42, 36, 96),
-    (60, 36, 100),
-    (24, 38, 112),
-    (72, 38, 115),
-    (78, 38, 40),
-    *((p, 42, 100 if p % 24 == 0 else 60) for p in range(0, 96, 8)),
-    (88, 51, 90),
-]
+GROOVE = UNSEEN_GROOVE
 
 
 def sent_groove(ckpt) -> Groove:
