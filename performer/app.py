@@ -180,6 +180,8 @@ class PerformConfig:
             raise UserError(f"--swap {self.swap!r}: choose {', '.join(SWAP_MODES)}")
         if self.velocity not in VELOCITY_MODES:
             raise UserError(f"--velocity {self.velocity!r}: choose {' or '.join(VELOCITY_MODES)}")
+        if not 0 <= self.osc_port <= 65535:
+            raise UserError(f"--osc-port {self.osc_port}: UDP ports are 1 to 65535 (0 = no OSC)")
         if not 1 <= self.channel <= 16:
             raise UserError(f"--channel {self.channel}: MIDI channels are 1 to 16")
         lo, hi = TEMPO_RANGE
@@ -243,6 +245,10 @@ class Performance:
             )
         )
         self.use_square(self.ckpt)  # and --z held inside it, as /rvae/xy is
+        if self.controls.get().z != cfg.z:
+            e = self.controls.get().extent
+            where = f"--z {cfg.z[0]:g} {cfg.z[1]:g}"
+            self.say(f"{where} lies outside the pad's square (±{e:g}); starting at the nearest edge")
         self.stop = threading.Event()  # set: the performance ends
         self._stack = contextlib.ExitStack()
         self.headless = cfg.headless or not self._window_opens()
@@ -536,7 +542,16 @@ class Performance:
                     lv = learning.view
                     return f"captured {len(lv.bars)}" + (f", unmapped {lv.unmapped}" if lv.unmapped else "")
 
-            run_console(view, self.ckpt.kit.names, self.stop, self._follow_cursor, self.show, verbose, extra)
+            run_console(
+                view,
+                self.ckpt.kit.names,
+                self.stop,
+                self._follow_cursor,
+                self.show,
+                verbose,
+                extra,
+                stopped_here=lambda: not self.controls.get().running,
+            )
         else:
             from performer.ui import run_window
 

@@ -823,9 +823,10 @@ LATE_EXPLAINED = (
 )
 
 
-def state_line(old: str | None, v: PlayerView, grid: Grid | None) -> str | None:
+def state_line(old: str | None, v: PlayerView, grid: Grid | None, ours: bool = False) -> str | None:
     """The line that says the performer went from state ``old`` to ``v.state``, or None when
-    there is nothing to say (the clock's idle state before anything played)."""
+    there is nothing to say (the clock's idle state before anything played). ``ours``: the
+    performer's own stop (space, /rvae/stop) did it, which Link passes on to its peers."""
     bar = f"bar {bar_beat(v.beat, grid)[0]}" if grid is not None else "bar 1"
     if v.state == "playing":
         return f"clock back: playing on from {bar}" if old == "clock lost" else f"playing from {bar}"
@@ -834,7 +835,8 @@ def state_line(old: str | None, v: PlayerView, grid: Grid | None) -> str | None:
     if v.state == "stopped":
         return f"stopped at {bar}" if old in ("playing", "clock lost") else None
     if old in ("playing", "clock lost"):
-        return f"stopped at {bar} (the clock's Stop); {v.state}"
+        why = "" if ours else " (the clock's Stop)"
+        return f"stopped at {bar}{why}; {v.state}"
     return v.state  # waiting for clock
 
 
@@ -846,12 +848,14 @@ def run_console(
     show: Callable[[str], object] = print,
     verbose: bool = False,
     extra: Callable[[], str] | None = None,
+    stopped_here: Callable[[], bool] = lambda: False,
 ) -> None:
     """Headless, until ``stop`` is set: each new pattern as text, and a line for every change
     of state (playing, stopped, waiting for clock, clock lost and back, the ports, the first
     late note). The position (bar:beat, state, tempo, late count) is a status line rewritten
     in place on a terminal; in a log, a line a bar only when ``verbose`` (rvae -v).
-    ``extra()`` is added to the position (learning's captured and unmapped counts)."""
+    ``extra()`` is added to the position (learning's captured and unmapped counts);
+    ``stopped_here()`` tells a stop of the performer's own from the rig's."""
     last_serial, last_pos, last_logged = None, None, None
     last_state: str | None = None
     last_ports: str | None = None
@@ -874,7 +878,7 @@ def run_console(
             z = ", ".join(f"{v:+.2f}" for v in p.z)
             say(f"pattern {p.serial} at z = ({z}), {len(p.steps)} hits:\n{pattern_text(p, names)}")
         if v.state != last_state:
-            line = state_line(last_state, v, grid)
+            line = state_line(last_state, v, grid, stopped_here())
             last_state = v.state
             if line:
                 say(line)

@@ -283,12 +283,14 @@ def cmd_encode(args) -> int:
     rows = encode_files(ckpt, files, args.force_meter, skipped)
     for path, reason in skipped:
         _say(f"skipped {path}: {reason}")
+    if not rows:
+        raise UserError("nothing to encode: every file given was skipped (above)")
     if args.json:
         print(json.dumps([{"source": g.source, "z": [round(float(v), 4) for v in z]} for g, z in rows], indent=1))
     else:
         for g, z in rows:
             print(f"{g.source}\t" + "\t".join(f"{v:+.3f}" for v in z))
-    return 0 if rows else 2
+    return 0
 
 
 def _first_loop(ckpt, path: str, force: bool):

@@ -203,6 +203,17 @@ def test_encode_prints_one_latent_position_per_loop(model_6_8, make_midi, capsys
 
 
 @pytest.mark.slow
+def test_encode_of_nothing_readable_says_so_in_one_sentence(model_6_8, make_midi, tmp_path, capsys):
+    four = make_midi(bars(BEMBE, 1), ts=(4, 4), name="four.mid")
+    junk = tmp_path / "junk.mid"
+    junk.write_bytes(b"x")
+    assert main(["encode", str(model_6_8), str(four), str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "skipped" in err and "four.mid" in err and "junk.mid" in err
+    assert err.strip().endswith("nothing to encode: every file given was skipped (above)")
+
+
+@pytest.mark.slow
 def test_interpolate_writes_steps_loops(model_6_8, make_midi, tmp_path, capsys):
     a = make_midi(BEMBE, ts=(6, 8), bpm=100, name="a.mid")
     b = make_midi(BALLAD, ts=(6, 8), bpm=100, name="b.mid")

@@ -98,6 +98,7 @@ def test_each_kind_of_option_parses():
         ("channel", 0, "--channel 0: MIDI channels are 1 to 16"),
         ("clock", "link?", "--clock 'link?': choose internal, midi or link"),
         ("microtiming", 120.0, "--microtiming 120: choose 0 to 100 (percent)"),
+        ("osc_port", 99999, "--osc-port 99999: UDP ports are 1 to 65535 (0 = no OSC)"),
         ("cc_density", 120, "--cc-density 120: nine controllers from it must lie in 0 to 127 (choose 0 to 119)"),
     ],
 )
@@ -113,8 +114,10 @@ def test_the_pad_is_the_models_square_unless_extent_says_otherwise():
 
     own = load_checkpoint(DEFAULT_CHECKPOINT).extent
     assert own > 3  # the bundled 4/4 model's loops reach beyond ±3
-    performance = Performance(PerformConfig(headless=True, z=(20.0, -1.0)), say=print)
+    said: list[str] = []
+    performance = Performance(PerformConfig(headless=True, z=(20.0, -1.0)), say=said.append)
     assert performance.controls.get().extent == own and performance.controls.get().z == (own, -1.0)
+    assert said == [f"--z 20 -1 lies outside the pad's square (±{own:g}); starting at the nearest edge"]
     other = load_checkpoint(DEFAULT_CHECKPOINT.parent / "demo-6-8.pt")
     performance.use_square(other)  # a model swapped in while playing
     assert performance.controls.get().extent == other.extent != own

@@ -384,3 +384,12 @@ def test_console_in_a_log_says_each_change_of_state_and_no_bar_lines_without_v(m
         f"ports now: {ports}  (MIDI out LOST)",
         "3 notes left over 1 ms late (a busy machine?); rvae -v perform prints the count every bar",
     ]
+
+
+def test_a_stop_of_the_performers_own_on_link_is_not_called_the_clocks(models):
+    v = view_of(models["groove-4-4"], beat=4.0)
+    waiting = dataclasses.replace(v, state="waiting for Link start (space starts everyone)")
+    grid = models["groove-4-4"].grid
+    said = "stopped at bar 2; waiting for Link start (space starts everyone)"
+    assert ui.state_line("playing", waiting, grid, ours=True) == said
+    assert ui.state_line("playing", waiting, grid) == said.replace("; ", " (the clock's Stop); ")
