@@ -182,6 +182,8 @@ def test_generation_figures_are_recorded_as_missing_without_judge(tmp_path, monk
         (("folds = 2", "folds = 1"), "folds: 1 is not an integer of at least 2"),
         (("folds = 2", "folds = 2\nholdout = 0.2"), "folds, holdout: give one"),
         ((f'data = ["{SIX_EIGHT}"]', 'data = ["no/such/folder"]'), "data: no/such/folder"),
+        ((f'data = ["{SIX_EIGHT}"]', ""), "study.toml: no data: give the MIDI files and folders"),
+        (("[grid]\nsteps_per_quarter = [2, 4]", ""), "study.toml: no [grid] table: name at least one setting"),
     ],
 )
 def test_bad_configs_name_the_key_and_run_nothing(tmp_path, change, named):

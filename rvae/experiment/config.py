@@ -190,9 +190,12 @@ def parse_experiment(raw: dict, source: Path, jobs: int | None = None) -> Experi
             raise ExperimentError(
                 f"{key}: unknown key (known: {', '.join(sorted(TOP_KEYS))}; settings go in [fixed] or [grid])"
             )
-    for key in ("data", "grid"):
-        if key not in raw:
-            raise ExperimentError(f"{key}: missing")
+    if "data" not in raw:
+        raise ExperimentError(f'{source.name}: no data: give the MIDI files and folders, e.g. data = ["loops/"]')
+    if "grid" not in raw:
+        raise ExperimentError(
+            f"{source.name}: no [grid] table: name at least one setting to vary, e.g. steps_per_quarter = [4, 24]"
+        )
 
     data = raw["data"]
     if isinstance(data, str):
