@@ -35,9 +35,10 @@ release): non-zero acts, zero is ignored. Numbers may be ints or floats; NaN and
 are rejected, and so is a value outside its range, on every address, as the command line
 refuses it: clamped, ``/rvae/threshold 5`` would silence the show without a word. A message
 that breaks these rules, a pattern address (``/rvae/*``) and an unknown address are ignored
-and logged at most once per address per second (``LOG_INTERVAL``), with how many more came
-meanwhile: a sender that repeats a bad message 100 times a second must not flood the log of
-a live show, and a problem that starts later must still be seen.
+and logged at most once per address per second (``LOG_INTERVAL``); what came meanwhile is
+said within about a second more, the latest message with how many were held: a sender that
+repeats a bad message 100 times a second must not flood the log of a live show, and a
+problem that starts later must still be seen.
 
 OSC out (``OscCursorOut``, to Wekinator's input port 6448): ``/wek/inputs x y``, the inverse
 of ``/wek/outputs``, so a gesture model can be trained against where the cursor is.
@@ -210,23 +211,38 @@ class _Once:
 
 
 class _Every:
-    """Log a warning at most once per key per ``interval`` seconds; the next line says how
-    many were held back since the last."""
+    """Log a warning at most once per key per ``interval`` seconds. What was held back is
+    not lost: the next line, or ``flush`` once the interval has passed (the server calls it
+    whenever it wakes), repeats the latest held message with how many were held."""
 
     def __init__(self, interval: float, now: Callable[[], float] = time.monotonic) -> None:
         self.interval, self.now = interval, now
         self._last: dict[Any, float] = {}
-        self._held: dict[Any, int] = {}
+        self._held: dict[Any, tuple[int, str, tuple[Any, ...]]] = {}  # key -> (count, latest msg, args)
         self._lock = threading.Lock()
 
     def warn(self, key: Any, msg: str, *args: Any) -> None:
         t = self.now()
         with self._lock:
             if t - self._last.get(key, -math.inf) < self.interval:
-                self._held[key] = self._held.get(key, 0) + 1
+                held = self._held.get(key, (0, msg, args))[0]
+                self._held[key] = (held + 1, msg, args)
                 return
             self._last[key] = t
-            held = self._held.pop(key, 0)
+            held = self._held.pop(key, (0, msg, args))[0]
+        self._log(held, msg, args)
+
+    def flush(self, everything: bool = False) -> None:
+        """Say what was held for keys whose interval has passed (``everything``: all of them)."""
+        t = self.now()
+        with self._lock:
+            due = [k for k in self._held if everything or t - self._last[k] >= self.interval]
+            lines = [self._held.pop(k) for k in due]
+            self._last.update(dict.fromkeys(due, t))
+        for held, msg, args in lines:
+            self._log(held - 1, msg, args)  # the latest is said itself
+
+    def _log(self, held: int, msg: str, args: tuple[Any, ...]) -> None:
         if held:
             msg += f" ({held} more like it in the last {self.interval:g} s not logged)"
         logger.warning(msg, *args)
@@ -435,6 +451,7 @@ class OscServer:
         try:
             while not stopping.is_set():
                 server.handle_request()  # one datagram, or WAKE_INTERVAL of silence
+                self._log.flush()
         except Exception:  # the socket failing under us: say so, don't die with a bare traceback
             logger.exception("OSC: the server on %s:%d stopped", self.host, server.server_address[1])
 
@@ -448,6 +465,7 @@ class OscServer:
         _wake(server)
         thread.join(timeout)
         server.server_close()  # after the join: closing a socket another thread is selecting on is undefined
+        self._log.flush(everything=True)
 
     def __enter__(self) -> OscServer:
         return self.start()
