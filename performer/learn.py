@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from performer.decoder import DecodeWorker
     from performer.sequencer import PlayerView
 
-__all__ = ["HELD", "MAX_NEW", "Bar", "Capture", "LearnView", "Learner", "Learning", "session_folder"]
+__all__ = ["HELD", "MAX_NEW", "Bar", "Capture", "LearnView", "Learner", "Learning", "session_folder", "stage_updates"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,7 @@ class Learner:
             if reply.get("ready"):
                 self.ready.set()
             else:
+                reply["arrived"] = time.perf_counter()
                 self.replies.append(reply)
         self.replies.append({"died": self.proc.wait()})
 
@@ -234,6 +235,36 @@ class Learner:
             self.proc.kill()
             self.proc.wait(timeout)
         self._reader.join(timeout)
+
+
+def stage_updates(loops: int, new: list[Groove]) -> int:
+    """Optimiser steps for a learn on stage: what the new bars need, by how many different
+    onset patterns they hold (a groove played over and over is one), at most what
+    ``rvae train --init`` takes (rvae.train.continue_updates, ~200 for ~100 loops).
+
+    Measured on the bundled 4/4 model (93 loops; onset F1 at each loop's own z, 3-5 seeds,
+    before: old loops 0.998, new 0.09-0.14), the new loops a quarter of each epoch:
+    - one groove 8 times (the tests' and the benchmark's): 40 updates, new 1.0, old 0.93;
+      60, new 1.0, old 0.96; 80, new 1.0, old 0.972-0.976; 100, old 0.982;
+    - 2 drummer's bars 4 times each (GMD hip-hop): 80, new 1.0, old 0.979-0.982;
+    - 4 bars twice each: 120, new 0.994-1.0, old 0.970-0.976; 140, new 1.0, old 0.975-0.98;
+    - 8 different bars: 100, new 0.77-0.85; 130, 0.82-0.94; 160, 0.96-0.99 (old 0.97);
+      200, 0.97-1.0 (old 0.98).
+    65 + 15 a pattern keeps the new at F1 >= 0.96 and the old >= 0.97 in each case; an
+    update takes ~20 ms of one core, so one groove learns in ~1.6 s, 8 different bars ~3.7 s."""
+    from rvae.train import continue_updates
+
+    patterns = len({g.onsets.tobytes() for g in new})
+    return min(continue_updates(loops), 65 + 15 * patterns)
+
+
+def _run_delay() -> float:
+    """Seconds this thread has spent runnable but not running (Linux schedstat; 0 elsewhere)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _serve(checkpoint: str, jobs: IO[str], answers: IO[str]) -> None:
@@ -263,18 +294,35 @@ def _serve(checkpoint: str, jobs: IO[str], answers: IO[str]) -> None:
         answers.flush()
 
     base = model(checkpoint)
-    with torch.no_grad():  # the first forward pass pays for lazy setup: now, not at the first learn
-        base.model.encode(torch.zeros(1, 3, len(base.kit), base.grid.steps))
+    if base.keeps_loops:
+        # The first training pays for lazy setup (autograd, the optimiser, the allocator):
+        # ~0.8 s of CPU measured. Two updates now, while the performer starts, not at the first learn.
+        continue_training(base, base.training_loops()[:1], TrainConfig(threads=1, updates=2))
     answer({"ready": True, "pid": os.getpid()})
     for line in jobs:
         job = json.loads(line)
-        t0 = time.perf_counter()
+        t0, cpu0, queued0 = time.perf_counter(), time.process_time(), _run_delay()
         try:
             ckpt = model(job["base"])
-            new = continue_training(ckpt, _loops_from_json(job["loops"], ckpt.grid, ckpt.kit), TrainConfig(threads=1))
+            loops = _loops_from_json(job["loops"], ckpt.grid, ckpt.kit)
+            updates = stage_updates(ckpt.n_kept_loops + len(loops), loops)
+            new = continue_training(ckpt, loops, TrainConfig(threads=1, updates=updates))
+            t1 = time.perf_counter()
             new.path = save_checkpoint(new, job["out"])
             models[str(new.path)] = new
-            answer({"id": job["id"], "path": str(new.path), "seconds": round(time.perf_counter() - t0, 3)})
+            answer(
+                {
+                    "id": job["id"],
+                    "path": str(new.path),
+                    "seconds": round(time.perf_counter() - t0, 3),
+                    "train_s": round(t1 - t0, 3),
+                    "write_s": round(time.perf_counter() - t1, 3),
+                    "updates": new.summary.updates,
+                    "cpu_s": round(time.process_time() - cpu0, 3),
+                    # runnable but waiting for a core (what niceness can cost): from the kernel's schedstat
+                    "waited_for_cpu_s": round(_run_delay() - queued0, 3),
+                }
+            )
         except (UserError, OSError) as e:  # a model that kept no loops, a full disk: said, not a crash
             answer({"id": job["id"], "error": str(e)})
         except Exception as e:
@@ -320,6 +368,9 @@ class Learning:
         self.controls, self.worker, self.player_view = controls, worker, view
         self.on_model = on_model  # the pad's square follows the model (Performance.use_square)
         self.folder, self.say, self.follow, self.source = folder, say, follow, source
+        # The app makes the folder at start (an unwritable place is said before anything is
+        # played); one that was not there before and got nothing is removed at the end.
+        self._new_folder = not folder.exists()
         self.capture = Capture(ckpt.grid, ckpt.kit, beat_at, lambda: view().state == "playing")
         self.models = [ckpt]
         self.held: collections.deque[Bar] = collections.deque(maxlen=HELD)
@@ -368,6 +419,11 @@ class Learning:
             self.learner.close()
         if self.unsaved:
             self.say(f"{len(self.unsaved)} captured bars could not be saved in {self.folder}: {self.problem}")
+        if self._new_folder:
+            try:
+                self.folder.rmdir()  # only if empty: nothing was played, nothing learned
+            except OSError:
+                pass
 
     def run(self) -> None:
         while not self.stop_event.wait(POLL):
@@ -383,7 +439,7 @@ class Learning:
         st = self.controls.get()
         learn, undo, find = self._seen
         if st.learn != learn:
-            self.learn(st.learn_bars or None)
+            self.learn(st.learn_bars or None, seen=time.perf_counter())
         if st.undo != undo:
             self.undo()
         if st.find != find:
@@ -432,7 +488,8 @@ class Learning:
             return list(self.held)[-bars:] if bars > 0 else []
         return [b for b in self.held if b.number > self.learned_upto][-MAX_NEW:]
 
-    def learn(self, bars: int | None = None) -> None:
+    def learn(self, bars: int | None = None, seen: float | None = None) -> None:
+        seen = time.perf_counter() if seen is None else seen
         model = self.models[-1]
         chosen = self.selection(bars)
         if self.job is not None:
@@ -455,7 +512,7 @@ class Learning:
             return self._tell("learning failed: the training process is gone; a new one is starting")
         self.model_number += 1
         self.learned_upto = max(self.learned_upto, chosen[-1].number)
-        self.job = {"id": job["id"], "bars": [b.number for b in chosen], "asked": time.perf_counter()}
+        self.job = {"id": job["id"], "bars": [b.number for b in chosen], "asked": seen, "sent": time.perf_counter()}
         self._tell(f"learning {len(chosen)} bars ({chosen[0].number}-{chosen[-1].number}) in the background")
 
     def _answers(self) -> None:
@@ -486,6 +543,7 @@ class Learning:
             except Exception as e:  # a file the learner wrote and we cannot read: say so, play on
                 self._tell(f"learning failed: cannot read {reply['path']} ({e}); the old model plays on")
                 continue
+            job["loaded"] = time.perf_counter()
             self._swap(new, len(job["bars"]), job, reply)
 
     def _swap(self, new: Checkpoint, n_new: int, job: dict, reply: dict) -> None:
@@ -513,8 +571,24 @@ class Learning:
         line = v.pattern_from if math.isfinite(v.pattern_from) else math.ceil(v.beat / qpb) * qpb
         at = time.perf_counter() + (line - v.beat) * 60.0 / max(v.bpm, 1e-6)
         self.swapped = None
-        waited = at - s["job"]["asked"]
-        self.last_play = {"seconds": waited, "train_seconds": s["reply"]["seconds"], "at": at}
+        job, reply = s["job"], s["reply"]
+        waited = at - job["asked"]
+        self.last_play = {"seconds": waited, "train_seconds": reply["seconds"], "at": at}
+        # where the time went, for scripts/bench_learn.py (seconds, perf_counter differences)
+        arrived = reply.get("arrived", job.get("loaded", at))
+        parts = {
+            "request_to_sent": job["sent"] - job["asked"],  # the turn's poll, saving the bars
+            "learner": arrived - job["sent"],  # the child's whole answer: training, writing, the pipe
+            "train": reply.get("train_s"),
+            "write": reply.get("write_s"),
+            "updates": reply.get("updates"),
+            "train_cpu": reply.get("cpu_s"),
+            "learner_waited_for_cpu": reply.get("waited_for_cpu_s"),
+            "load": job.get("loaded", arrived) - arrived,  # reading the checkpoint here, the next turn's poll
+            "decode_and_bar_line": at - job.get("loaded", arrived),  # the new pattern, the wait for the bar line
+            "total": waited,
+        }
+        logger.info("learn timing %s", json.dumps({k: v if v is None else round(v, 4) for k, v in parts.items()}))
         self._tell(
             f"{s['model'].path.name if s['model'].path else 'the new model'} plays from bar {round(line / qpb) + 1}, "
             f"{waited:.2f} s after the request (training {s['reply']['seconds']:.2f} s; "

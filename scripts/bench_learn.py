@@ -9,8 +9,11 @@ JACK at the next cycle's start, the boundary nearest the tick). Once 8 bars are 
 
 - learn: from the request to the new model playing (the bar line its first pattern takes
   over at), as the performer reports it and as this script sees it (request sent -> that
-  bar line's time, both on perf_counter's clock); p50 and max over the learns; and the
-  training time in the learner process alone;
+  bar line's time, both on perf_counter's clock); p50 and max over the learns; and where
+  the time went, from the performer's "learn timing" log line: the request to the job sent
+  (the learn thread's poll, saving the bars), the learner's answer (training, of which
+  waiting for a core, and writing the checkpoint), loading it in the performer, and the
+  new pattern's wait for the bar line (inherent: up to a bar, 1.38 s at 174 BPM);
 - timing: note-on error against the ideal tick over the whole run and inside the training
   windows (request -> new model playing), from performer.testing's TimedCapture (each event
   stamped with its JACK cycle's start); missed ticks and stuck notes from jack_midi_dump;
@@ -149,6 +152,7 @@ def run(bpm: float, learns: int) -> dict:
     ]
     reported = [float(s) for s in re.findall(r"plays from bar \d+, ([\d.]+) s after the request", output)]
     training = [float(s) for s in re.findall(r"\(training ([\d.]+) s;", output)]
+    parts = [json.loads(t) for t in re.findall(r"learn timing (\{.*\})", output)]
     seen = [p - a for a, p in zip(asked, played_at, strict=False)]
     windows = list(zip(asked, played_at, strict=False))
 
@@ -209,6 +213,11 @@ def run(bpm: float, learns: int) -> dict:
             "max": round(float(np.max(seen)), 3) if seen else None,
         },
         "training_s": {"each": training, "p50": round(float(np.median(training)), 3) if training else None},
+        "parts_s": {
+            k: {"each": each, "p50": round(float(np.median(each)), 3), "max": round(float(np.max(each)), 3)}
+            for k in (parts[0] if parts else {})
+            if (each := [p[k] for p in parts if p.get(k) is not None])
+        },
         "note_on_error": stats(errors),
         "note_on_error_during_training": stats(during),
         "ticks_numbered": "by count" if by_count else "by nearest tick (the capture missed a cycle)",

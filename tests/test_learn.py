@@ -9,6 +9,7 @@ import dataclasses
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -23,12 +24,13 @@ from test_control import sync, wait_for
 
 from performer import ui
 from performer.control import Controls, ControlState, OscServer
-from performer.learn import Capture, Learning, LearnView, session_folder
+from performer.learn import Capture, Learning, LearnView, _loops_json, session_folder, stage_updates
 from performer.ports import Arrival
 from performer.sequencer import PlayerView, Sequencer, make_pattern
 from rvae.checkpoint import load_checkpoint
 from rvae.latent import encode
 from rvae.midi_io import read_midi
+from rvae.train import continue_updates
 
 CKPT = load_checkpoint(REPO / "checkpoints" / "groove-4-4.pt")
 SPQ = CKPT.grid.steps_per_quarter
@@ -107,9 +109,10 @@ class FakeWorker:
 
 
 def learning(tmp_path, ckpt=CKPT, folder=None) -> tuple[Learning, Controls, list[str]]:
-    controls, said = Controls(), []
+    controls, said = Controls(), list[str]()
     view = PlayerView(beat=0.0, state="playing", bpm=120.0)
-    lrn = Learning(ckpt, controls, FakeWorker(ckpt), lambda: view, lambda t: t, folder or tmp_path, said.append)
+    worker: Any = FakeWorker(ckpt)  # set_model and serial: all the learn thread uses of a DecodeWorker
+    lrn = Learning(ckpt, controls, worker, lambda: view, lambda t: t, folder or tmp_path, said.append)
     lrn.source = "pads"
     return lrn, controls, said
 
@@ -278,3 +281,46 @@ def test_a_learned_model_swaps_in_with_its_square_and_the_cursor_and_undo_return
     lrn.turn()
     assert lrn.worker.ckpt is CKPT and squares == [new, CKPT]
     assert said[-1] == "back to groove-4-4.pt (model-01.pt stays on disk)"
+
+
+def test_a_downbeat_played_early_is_written_in_the_next_bars_file_and_learnt_early(tmp_path):
+    lrn, _, _ = learning(tmp_path)
+    for beat, n in ((0, 36), (1, 38), (2, 36), (3, 38)):
+        lrn.hear(note(n), float(beat))
+    lrn.hear(note(36, 99), 4.0 - 0.3 / SPQ)  # 0.3 of a step before the bar line: bar 2's first step
+    lrn.hear(note(38, 90), 5.0)
+    lrn.turn()  # bar 1 closes as the early note opens bar 2
+    lrn._keep(lrn.capture.take(8.1))
+    first, second = (read_midi(tmp_path / f"bar-000{k}.mid", CKPT.grid, CKPT.kit).loops for k in (1, 2))
+    assert [(s, i, v) for s, i, v, _ in first[0].hits()] == [(0, 0, 100), (24, 1, 100), (48, 0, 100), (72, 1, 100)]
+    # a file cannot start before its first tick: the early hit is on tick 0, on its step
+    assert [(s, i, v, o) for s, i, v, o in second[0].hits()] == [(0, 0, 99, 0.0), (24, 1, 90, 0.0)]
+    on = [m for m in mido.MidiFile(tmp_path / "bar-0002.mid").tracks[0] if m.type == "note_on"]
+    assert (on[0].note, on[0].time) == (36, 0)
+    # what the learner is sent keeps its microtiming: 0.3 of a step early is -0.6 half steps
+    (loop,) = _loops_json([lrn.selection()[-1].groove])
+    assert [[*h[:3], round(h[3], 3)] for h in loop["hits"]] == [[0, 0, 99, -0.6], [1, 24, 90, 0.0]]
+
+
+def test_a_session_folder_nothing_was_played_into_is_removed_at_the_end(tmp_path):
+    unused, used, users = tmp_path / "unused", tmp_path / "used", tmp_path / "users"
+    users.mkdir()  # the user's own folder, there before: never removed
+    for folder in (unused, used, users):
+        lrn, _, _ = learning(tmp_path, folder=folder)
+        folder.mkdir(exist_ok=True)  # as the app does at start: an unwritable place is said at once
+        if folder is used:
+            play_bar(lrn, 0)
+        lrn.stop()
+    assert not unused.exists()
+    assert [p.name for p in used.iterdir()] == ["bar-0001.mid"]
+    assert users.is_dir()
+
+
+def test_a_learn_on_stage_takes_updates_by_the_patterns_played():
+    bars = CKPT.training_loops()[:8]
+    assert len({b.onsets.tobytes() for b in bars}) == 8
+    assert stage_updates(101, bars[:1] * 8) == 80  # a groove played over and over: one pattern
+    assert stage_updates(101, bars[:2] * 4) == 95
+    assert stage_updates(101, bars) == 185
+    many = CKPT.training_loops()[:16]  # 16 patterns would be 305: never more than rvae train --init
+    assert stage_updates(109, many) == continue_updates(109)
