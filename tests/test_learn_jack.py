@@ -14,7 +14,17 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from performer.testing import UNSEEN_GROOVE, GrooveSender, MidiDump, Performer, connect, jack_ports, wait_for_port
+from performer.testing import (
+    UNSEEN_GROOVE,
+    GrooveSender,
+    MidiClock,
+    MidiDump,
+    Performer,
+    Transport,
+    connect,
+    jack_ports,
+    wait_for_port,
+)
 from rvae.checkpoint import load_checkpoint
 from rvae.generate import to_groove
 from rvae.groove import Groove
@@ -64,6 +74,19 @@ def start_playing(perf: Performer, drummer: GrooveSender, dump: MidiDump, learn_
     perf.send("/rvae/start")
 
 
+def check_bars(session, ckpt, n: int, out: str) -> None:
+    """The captured bars on disk are what was sent: every note on its step, velocity within 1."""
+    bars = sorted(session.glob("bar-*.mid"))
+    assert [b.name for b in bars] == [f"bar-{k:04d}.mid" for k in range(1, n + 1)], out
+    want = sorted(sent_groove(ckpt).hits())
+    for path in bars:
+        (loop,) = read_midi(path, ckpt.grid, ckpt.kit).loops
+        got = sorted(loop.hits())
+        assert [(s, i) for s, i, _, _ in got] == [(s, i) for s, i, _, _ in want], path
+        assert all(abs(g[2] - w[2]) <= 1 for g, w in zip(got, want, strict=True)), path
+        assert all(0 <= g[3] < 1 for g in got), "played on the pulse heard: late, within the step"
+
+
 def test_a_groove_played_in_is_learnt_while_the_clock_runs(jack_server, tmp_path):
     session = tmp_path / "session"
     ckpt = load_checkpoint(CKPT)
@@ -82,16 +105,7 @@ def test_a_groove_played_in_is_learnt_while_the_clock_runs(jack_server, tmp_path
             out = perf.close()
         frames = pulse_frames(dump)
 
-    # the captured bars on disk are what was sent: every note on its step, velocity within 1
-    bars = sorted(session.glob("bar-*.mid"))
-    assert [b.name for b in bars] == [f"bar-{k:04d}.mid" for k in range(1, 5)], out
-    want = sorted(groove.hits())
-    for path in bars:
-        (loop,) = read_midi(path, ckpt.grid, ckpt.kit).loops
-        got = sorted(loop.hits())
-        assert [(s, i) for s, i, _, _ in got] == [(s, i) for s, i, _, _ in want], path
-        assert all(abs(g[2] - w[2]) <= 1 for g, w in zip(got, want, strict=True)), path
-        assert all(0 <= g[3] < 1 for g in got), "played on the pulse heard: late, within the step"
+    check_bars(session, ckpt, 4, out)
 
     # the new model in the session folder holds the groove at its own z
     new = load_checkpoint(session / "model-01.pt")
@@ -165,3 +179,38 @@ def test_learn_in_may_be_the_port_of_midi_in(jack_server, tmp_path):
     for path in sorted(session.glob("bar-*.mid"))[:2]:
         (loop,) = read_midi(path, ckpt.grid, ckpt.kit).loops
         assert sorted((s, i) for s, i, _, _ in loop.hits()) == want, path
+
+
+def test_capture_follows_jack_midi_clock(jack_server, tmp_path):
+    """rvae follows jack_midi_clock (--clock midi); the drummer follows the same clock and
+    plays into --learn-in: the bars land on the follower's grid, counted from Start."""
+    session = tmp_path / "session"
+    ckpt = load_checkpoint(CKPT)
+    with (
+        Transport() as transport,
+        MidiClock(bpm=BPM) as clock,
+        GrooveSender("drummer4", GROOVE, 96, 3) as drummer,
+        Performer(
+            "perf-mc",
+            CKPT,
+            "--clock",
+            "midi",
+            "--midi-in",
+            "perf-mc-in",
+            "--learn-in",
+            "perf-mc-played",
+            "--learn-save",
+            str(session),
+        ) as perf,
+    ):
+        connect(clock.port, wait_for_port("perf-mc-in:perf-mc-in", "input", timeout=10))
+        connect(clock.port, drummer.clock_in)
+        connect(drummer.out, wait_for_port("perf-mc-played:perf-mc-played", "input", timeout=10))
+        wait_for(lambda: "learner process pid" in perf.output(), 30, "the learner", perf.output)
+        time.sleep(0.3)
+        transport.play()  # jack_midi_clock sends Start from frame 0: the performer and the drummer count from it
+        wait_for(lambda: len(list(session.glob("bar-*.mid"))) >= 3, 30, "three captured bars", perf.output)
+        time.sleep(2 * 60 / BPM)  # a fourth bar's worth: nothing more is played, nothing more is written
+        transport.stop()
+        out = perf.close()
+    check_bars(session, ckpt, 3, out)
