@@ -364,8 +364,9 @@ def continue_training(
     on its grid and kit); returns the new Checkpoint (not written: ``save_checkpoint``), which
     keeps all the loops, old then new, and records that it continued from ``ckpt``.
 
-    The performer's learn-on-stage calls this in a child process. ~100 loops + 8 new bars take
-    ``continue_updates`` = 202 updates (see there for the figures). Raises UserError when
+    ~100 loops + 8 new bars take ``continue_updates`` = 202 updates (see there for the figures);
+    the performer's learn on stage calls this in a child process with fewer when the new bars
+    repeat a groove (performer.learn.stage_updates: 80 for one groove). Raises UserError when
     ``ckpt`` kept no loops (trained with keep_loops=False) or a new loop is on another grid or kit."""
     old = ckpt.training_loops()
     ckpt.check_fits(new_loops, "a new loop")

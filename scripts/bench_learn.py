@@ -21,6 +21,7 @@ JACK at the next cycle's start, the boundary nearest the tick). Once 8 bars are 
   microtiming error (captured position - ideal tick, ms) against one JACK period.
 
 Usage: python scripts/bench_learn.py [--bpm 174] [--learns 5]
+(the figures in the README: on a quiet machine, ``.venv/bin/python scripts/bench_learn.py``)
 """
 
 from __future__ import annotations
@@ -211,6 +212,8 @@ def run(bpm: float, learns: int) -> dict:
             "seen_by_sender": [round(x, 3) for x in seen],
             "p50": round(float(np.median(seen)), 3) if seen else None,
             "max": round(float(np.max(seen)), 3) if seen else None,
+            # the OSC message's way to the learn thread's next turn (it polls every 20 ms)
+            "request_to_seen": [round(a - b, 3) for a, b in zip(seen, reported, strict=False)],
         },
         "training_s": {"each": training, "p50": round(float(np.median(training)), 3) if training else None},
         "parts_s": {

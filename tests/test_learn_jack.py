@@ -214,3 +214,38 @@ def test_capture_follows_jack_midi_clock(jack_server, tmp_path):
         transport.stop()
         out = perf.close()
     check_bars(session, ckpt, 3, out)
+
+
+def test_capture_follows_a_link_session(jack_server, tmp_path):
+    """rvae on a Link session (--clock link) sends MIDI clock out; the drummer follows it and
+    plays into --learn-in: the bars land on the session's grid, counted from rvae's Start."""
+    pytest.importorskip("link", reason="the Link extra (LinkPython-extern) is not installed")
+    from performer.link_peer import LinkPeer, session_lock
+
+    session = tmp_path / "session"
+    ckpt = load_checkpoint(CKPT)
+    with (
+        session_lock(),
+        LinkPeer(bpm=BPM, quantum=4, playing=False) as peer,
+        GrooveSender("drummer5", GROOVE, 96, 3) as drummer,
+        Performer(
+            "perf-lk",
+            CKPT,
+            "--clock",
+            "link",
+            "--learn-in",
+            "perf-lk-played",
+            "--learn-save",
+            str(session),
+        ) as perf,
+    ):
+        connect(perf.port, drummer.clock_in)
+        connect(drummer.out, wait_for_port("perf-lk-played:perf-lk-played", "input", timeout=10))
+        wait_for(lambda: "learner process pid" in perf.output(), 30, "the learner", perf.output)
+        wait_for(lambda: "waiting for Link start" in perf.output(), 10, "the Link session", perf.output)
+        peer.ask("play")  # the session starts: rvae sends Start at the bar line, the drummer counts from it
+        wait_for(lambda: len(list(session.glob("bar-*.mid"))) >= 3, 30, "three captured bars", perf.output)
+        time.sleep(2 * 60 / BPM)
+        peer.ask("stop")
+        out = perf.close()
+    check_bars(session, ckpt, 3, out)
