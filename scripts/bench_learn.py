@@ -20,7 +20,7 @@ JACK at the next cycle's start, the boundary nearest the tick). Once 8 bars are 
 - capture: each note sent, found in the bar files the performer wrote, on its step; its
   microtiming error (captured position - ideal tick, ms) against one JACK period.
 
-Usage: python scripts/bench_learn.py [--bpm 174] [--learns 5]
+Usage: python scripts/bench_learn.py [--bpm 174] [--learns 5] [--bars FILE.mid]
 (the figures in the README: on a quiet machine, ``.venv/bin/python scripts/bench_learn.py``)
 """
 
@@ -53,16 +53,30 @@ CKPT = ROOT / "checkpoints" / "groove-4-4.pt"
 GROOVE = UNSEEN_GROOVE
 
 
+def played_bars(path: str | None) -> list[list[tuple[int, int, int]]]:
+    """What the drummer plays, bar after bar: GROOVE over and over (one onset pattern: what
+    a learn of it needs is stage_updates' least), or the first 8 bars of a 4/4 MIDI file,
+    each on its steps (their microtiming dropped), for 8 different bars."""
+    if path is None:
+        return [GROOVE]
+    from rvae.checkpoint import load_checkpoint
+    from rvae.midi_io import read_midi
+
+    ckpt = load_checkpoint(CKPT)
+    loops = read_midi(path, ckpt.grid, ckpt.kit).loops[:8]
+    return [[(s, int(ckpt.kit.out_notes[i]), v) for s, i, v, _ in g.hits()] for g in loops]
+
+
 class Drummer(threading.Thread):
-    """Plays GROOVE bar after bar from bar ``first`` on, each note half a period before its
+    """Plays ``bars`` in turn from bar ``first`` on, each note half a period before its
     ideal time on the performer's clock (``origin``: its beat 0 on perf_counter)."""
 
-    def __init__(self, name: str, origin: float, bpm: float, first: int) -> None:
+    def __init__(self, name: str, origin: float, bpm: float, first: int, bars: list) -> None:
         super().__init__(name="drummer", daemon=True)
         from performer.ports import open_output
 
         self.out = open_output(name, "jack")
-        self.origin, self.tick, self.first = origin, 60.0 / (bpm * 24), first
+        self.origin, self.tick, self.first, self.bars = origin, 60.0 / (bpm * 24), first, bars
         self.stop_event = threading.Event()
         self.sent: list[tuple[int, int, int, int]] = []  # (bar from 0, step, note, velocity)
 
@@ -73,7 +87,7 @@ class Drummer(threading.Thread):
             pass
         bar = self.first
         while not self.stop_event.is_set():
-            for step, note, velocity in sorted(GROOVE):
+            for step, note, velocity in sorted(self.bars[bar % len(self.bars)]):
                 when = self.origin + (bar * 96 + step) * self.tick - PERIOD / 2
                 wait = when - time.perf_counter()
                 if wait > 0.002:
@@ -99,7 +113,7 @@ def wait_for(predicate, timeout: float, what: str, output) -> None:
         time.sleep(0.05)
 
 
-def run(bpm: float, learns: int) -> dict:
+def run(bpm: float, learns: int, bars: list) -> dict:
     from performer.testing import MidiDump, Performer, TimedCapture, connect, wait_for_port
     from rvae.checkpoint import load_checkpoint
     from rvae.midi_io import read_midi
@@ -126,7 +140,8 @@ def run(bpm: float, learns: int) -> dict:
             perf.send("/rvae/start")
             wait_for(lambda: len(re.findall("beat 0 at perf_counter", perf.output())) >= 2, 5, "start", perf.output)
             origin = _origin(perf.output())
-            drummer = Drummer("bench-drummer", origin, bpm, first=1)  # from bar 2: the sender's port is ready
+            # from bar 2: the sender's port is ready
+            drummer = Drummer("bench-drummer", origin, bpm, first=1, bars=bars)
             connect("bench-drummer:bench-drummer", played)
             connect("bench-drummer:bench-drummer", cap_sent.port)
             drummer.start()
@@ -255,7 +270,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bpm", type=float, default=174.0)
     ap.add_argument("--learns", type=int, default=5)
+    ap.add_argument("--bars", metavar="MIDI", help="play this 4/4 file's first 8 bars (default: one groove)")
     args = ap.parse_args()
+    bars = played_bars(args.bars)
     from performer.testing import jack_server
 
     result = {
@@ -265,7 +282,7 @@ def main() -> int:
         "jack": "jackd -d dummy -r 48000 -p 128 (period 2.67 ms)",
     }
     with jack_server(f"rvae-bench-{os.getpid()}"):
-        result |= run(args.bpm, args.learns)
+        result |= run(args.bpm, args.learns, bars) | {"played": args.bars or "UNSEEN_GROOVE, every bar"}
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
     return 0
