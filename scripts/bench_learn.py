@@ -188,10 +188,16 @@ def run(bpm: float, learns: int, bars: list) -> dict:
                 during.append(abs(e))
     gaps = np.rint(np.diff(frames) / (RATE * tick))
     # the same inside the training windows, from the capture's stamps (each pulse's JACK cycle
-    # on perf_counter): a pulse that came a tick or more after the one before it
-    walls = np.array([w for w, _, b in events if b == [0xF8]])
-    late = walls[1:][np.rint(np.diff(walls) / tick) >= 2] if len(walls) > 1 else walls
-    missed_in_training = sum(any(a <= w <= p for a, p in windows) for w in late)
+    # on perf_counter): a pulse a tick or more after the one before it, as [learn, seconds
+    # after its request, ms since the pulse before], to set beside parts_s (learner, load)
+    walls = np.array([w for w, _, b in events if b == [0xF8]], dtype=float)
+    slow = np.flatnonzero(np.rint(np.diff(walls) / tick) >= 2) + 1
+    late_in_training = [
+        [k + 1, round(walls[i] - a, 3), round((walls[i] - walls[i - 1]) * 1000, 1)]
+        for i in slow
+        for k, (a, p) in enumerate(windows)
+        if a <= walls[i] <= p
+    ]
 
     # capture: every note sent, found on its step in the bar file the performer wrote
     files = {int(p.stem.split("-")[1]): p for p in session.glob("bar-*.mid")}
@@ -248,7 +254,8 @@ def run(bpm: float, learns: int, bars: list) -> dict:
         # a pulse more than half a tick late: the gap before it rounds to 2 ticks (and, if the
         # next is on time again, the one after to 0); counted once, by the long gap
         "missed_ticks": int(np.sum(np.maximum(gaps - 1, 0))) if len(gaps) else None,
-        "late_pulses_during_training": missed_in_training,
+        "late_pulses_during_training": len(late_in_training),
+        "late_pulses_during_training_at": late_in_training,  # [learn, s after the request, ms since the pulse before]
         "pulse_interval_max_ms": round(float(np.diff(frames).max() / RATE * 1000), 3) if len(frames) > 1 else None,
         "pulse_interval_ideal_ms": round(tick * 1000, 3),
         "stuck_notes": pairing(heard),
