@@ -338,7 +338,7 @@ class Performance:
             outputs.append(self.recording)
             self._on_exit(self._save_recording)  # after the clock thread's last note-offs
         inp: ports.InputPort | None = None
-        reopen_in: Callable[[], ports.InputPort] | None = None
+        reopen_in: Callable[..., ports.InputPort] | None = None
         follower = clock if isinstance(clock, MidiClockFollower) else None
         mailbox = Mailbox()
         player = self.player = Player(
@@ -371,8 +371,8 @@ class Performance:
                 if shared and learning is not None:
                     learning.hear(msg, stamp)
 
-            def open_in(api: str | None = api) -> ports.InputPort:
-                return ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=shared)
+            def open_in(api: str | None = api, among: list[str] | None = None) -> ports.InputPort:
+                return ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=shared, among=among)
 
             reopen_in = open_in
             inp = opened = open_in()
@@ -388,11 +388,23 @@ class Performance:
                 )
             port_text += f"  in: {inp.name}"
             player.ports = port_text
+        played: ports.InputPort | None = None
+        reopen_played: Callable[..., ports.InputPort] | None = None
         if learning is not None:
             if not shared:
-                assert cfg.learn_in is not None
-                played = ports.open_input(cfg.learn_in, api, learning.hear, timed=True)
-                self._on_exit(played.close)
+                learn_in, hear = cfg.learn_in, learning.hear
+                assert learn_in is not None
+
+                def open_played(api: str | None = api, among: list[str] | None = None) -> ports.InputPort:
+                    return ports.open_input(learn_in, api, hear, timed=True, among=among)
+
+                reopen_played = open_played
+                played = first_played = open_played()
+
+                def close_played() -> None:  # after a server restart, the port the rig reopened
+                    (self.rig.inputs.get("learn", first_played) if self.rig is not None else first_played).close()
+
+                self._on_exit(close_played)
                 learning.source = played.name
                 if played.virtual:
                     self.say(
@@ -421,10 +433,10 @@ class Performance:
         self._on_exit(player.stop)
         if live is not None:
 
-            def open_out() -> OutputPort:
-                return ports.open_output(cfg.midi_out, "jack", channel=cfg.channel - 1)
+            def open_out(among: list[str] | None = None) -> OutputPort:
+                return ports.open_output(cfg.midi_out, "jack", channel=cfg.channel - 1, among=among)
 
-            self.rig = JackRig(live, open_out, inp, reopen_in, player, self.say)
+            self.rig = JackRig(live, open_out, inp, reopen_in, player, self.say, played, reopen_played)
             self.rig.start()
             self._on_exit(self.rig.stop)
         worker.start()

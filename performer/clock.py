@@ -98,8 +98,9 @@ class Clock(Protocol):
         """What the transport did since the last poll (the latest change), or None."""
         ...
 
-    def status(self, t: float) -> str:
-        """More for the status line than kind and tempo say ("Link: 2 peers, ..."), or ""."""
+    def status(self, t: float) -> object:
+        """More for the status line than kind and tempo say, or "": anything whose ``str()``
+        is the text ("Link: 2 peers, ..."); numbers are best, the UI formats them."""
         ...
 
 

@@ -9,14 +9,17 @@ as Live does. Loops then start on multiples of their length from beat 0.
 
 Time: Link counts microseconds of CLOCK_MONOTONIC_RAW on Linux, the Player
 ``perf_counter`` seconds (CLOCK_MONOTONIC). Measured here they were 0.26 s apart and
-drifted under 0.1 ppm in a minute; NTP may slew CLOCK_MONOTONIC (up to 500 ppm), so the
-offset is measured again, between two ``perf_counter`` reads, on every ``poll``.
+drifted under 0.1 ppm in a minute. Measuring once is not enough: NTP slews CLOCK_MONOTONIC
+(RAW never), by up to 500 ppm through adjtime, 0.5 ms a second. Every poll (100 a second)
+is more than needed: the offset is measured again every ``OFFSET_EVERY`` seconds, so a
+500 ppm slew moves it at most 0.05 ms between two measurements (a JACK period is 2.67).
 
 Realtime: the clock thread ``poll``s once per turn: one captured session state
 (``captureAppSessionState``: Link's client state behind a mutex its own thread holds
-briefly; the audio-thread variant is not exposed to Python), the peer count and the clock
-offset. Measured (scripts/bench_link.py), while a peer changed tempo 20 times a second:
-p50 7-15 µs, p99 under 50 µs, max 0.25 ms. ``beat_at`` and ``time_of`` answer from that
+briefly; the audio-thread variant is not exposed to Python) and the peer count. Measured
+(scripts/bench_link.py), while a peer changed tempo 20 times a second: p50 7-15 µs, p99
+under 50 µs, max 0.25 ms. The status is numbers (``LinkStatus``): the window and the
+status line format them. ``beat_at`` and ``time_of`` answer from that
 snapshot (arithmetic on Link's SessionState, no lock). No Link callbacks are registered:
 they would take the GIL on Link's own threads.
 
@@ -29,12 +32,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 
 from performer.clock import STOPPED, Transport
 from rvae.errors import UserError
 
-__all__ = ["MAX_LATENCY", "LinkClock", "bar_quantum", "check_options"]
+__all__ = ["MAX_LATENCY", "LinkClock", "LinkStatus", "bar_quantum", "check_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,22 @@ JUMP = 0.010  # seconds: the timeline moving this much under us (joining a sessi
 # A peer's tempo change keeps the beat where it was at *their* moment of change; heard a
 # network delay later, our beat at now moves by delay × Δtempo: up to this delay is not a jump.
 TEMPO_NEWS_DELAY = 0.1
+OFFSET_EVERY = 0.1  # seconds between measurements of Link's clock against perf_counter (see above)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatus:
+    """What the window and the status line show of Link: numbers, published by the clock
+    thread; ``str()`` (on the UI's side) makes the text."""
+
+    peers: int
+    bpm: float
+    beat: int  # in the bar, from 1
+    quantum: float
+
+    def __str__(self) -> str:
+        peers = f"{self.peers} peer" + ("" if self.peers == 1 else "s")
+        return f"Link: {peers}, {self.bpm:.1f} BPM, beat {self.beat} of {self.quantum:g}"
 
 
 def bar_quantum(time_signature: tuple[int, int]) -> float:
@@ -93,6 +113,7 @@ class LinkClock:
         self.running = False
         self.peers = 0
         self._offset = 0.0  # Link's seconds minus perf_counter's
+        self._measured = -math.inf  # perf_counter time of the last good measurement
         self._measure_offset()
         self._state = self._link.captureAppSessionState()
         self._session_playing = self._state.isPlaying()
@@ -133,6 +154,7 @@ class LinkClock:
             b = time.perf_counter()
             if b - a < 50e-6:
                 self._offset = m * 1e-6 - (a + b) / 2
+                self._measured = b
                 return
 
     def _micros(self, t: float) -> int:
@@ -186,10 +208,10 @@ class LinkClock:
                 self.stop(now)
                 self._change = STOPPED
 
-    def status(self, t: float) -> str:
-        """For the window and the status line: peers, tempo, where ``t`` is in the bar."""
-        peers = f"{self.peers} peer" + ("" if self.peers == 1 else "s")
-        return f"Link: {peers}, {self.bpm:.1f} BPM, beat {math.floor(self.phase(t)) + 1} of {self.quantum:g}"
+    def status(self, t: float) -> LinkStatus:
+        """For the window and the status line: peers, tempo, where ``t`` is in the bar, as
+        numbers; formatting them is the UI's work, not the clock thread's."""
+        return LinkStatus(self.peers, self.bpm, math.floor(self.phase(t)) + 1, self.quantum)
 
     def poll(self, now: float) -> Transport | None:
         """Take the session's news, once per turn; returns what the transport did: started
@@ -197,7 +219,8 @@ class LinkClock:
         timeline moved under us, as on joining a running session: beat 0 is the next bar
         line), stopped (ours, or a peer's), or None."""
         change, self._change = self._change, None
-        self._measure_offset()
+        if time.perf_counter() - self._measured >= OFFSET_EVERY:
+            self._measure_offset()
         before, bpm = self.beat_at(now), self.bpm
         self._state = self._link.captureAppSessionState()
         self.peers = self._link.numPeers()

@@ -66,6 +66,7 @@ __all__ = [
     "OutputPort",
     "available_apis",
     "backend",
+    "find_port",
     "list_ports",
     "on_any_api",
     "open_input",
@@ -162,6 +163,12 @@ def _is_own(full_name: str) -> bool:
     client, _, port = re.sub(r" \d+:\d+$", "", full_name).partition(":")
     with _own_lock:
         return _own_virtual[port] > 0 and re.fullmatch(re.escape(port) + r"(-\d+)?", client) is not None
+
+
+def find_port(names: list[str], wanted: str) -> str | None:
+    """The first of ``names`` containing ``wanted`` (case-insensitive), skipping our own
+    virtual ports; None if there is none. How ``open_output`` and ``open_input`` choose."""
+    return _find(names, wanted)
 
 
 def _find(names: list[str], wanted: str) -> str | None:
@@ -274,6 +281,14 @@ class _JackWatch:
             else []
         )
 
+    def destinations(self) -> list[str]:
+        """The MIDI ports we could send to (JACK inputs), as ``open_output`` would list them."""
+        return self.ports(flags=_JACK_IS_INPUT)
+
+    def sources(self) -> list[str]:
+        """The MIDI ports we could receive from (JACK outputs)."""
+        return self.ports(flags=_JACK_IS_OUTPUT)
+
     def connections(self, port: str) -> list[str]:
         """Full names of the ports ``port`` (a full name) is connected to."""
         client = self._client
@@ -359,6 +374,7 @@ class OutputPort:
         self.name = name  # our virtual port's name, or the full name of the port we feed
         self.channel = channel  # 0-based: 9 is General MIDI drums (channel 10)
         self.virtual = virtual
+        self.wanted = name  # the name asked for, matched against the ports (open_output: the user's)
         self.api = _RTMIDI_TO_OURS.get(rt.get_current_api(), str(rt.get_current_api()))
         self._sounding: set[tuple[int, int]] = set()  # (channel, note) we sent note_on for
         self._channels: set[int] = {channel}  # every channel a message went out on
@@ -496,11 +512,15 @@ def close_bounded(close: Callable[[], None], what: str, timeout: float = 1.0) ->
         logger.warning("closing %s took over %g s; going on without waiting", what, timeout)
 
 
-def open_output(name: str = "rvae", api: str | None = None, channel: int = 9) -> OutputPort:
+def open_output(
+    name: str = "rvae", api: str | None = None, channel: int = 9, among: list[str] | None = None
+) -> OutputPort:
     """The first existing output whose name contains ``name`` (case-insensitive), else a
     virtual port ``name`` (JACK: ``name:name``). ``channel`` (0-based) is the one panic
-    always clears. Raises UserError for an unknown ``api`` or a port that cannot open."""
-    target = _find(_ports(rtmidi.MidiOut, api), name)
+    always clears. ``among``: the destinations to choose from, listed already (the rig's
+    client does, after a restart): no probe client. Raises UserError for an unknown ``api``
+    or a port that cannot open."""
+    target = _find(_ports(rtmidi.MidiOut, api) if among is None else among, name)
     # a virtual port is a client of its own name; our end of a connection is "rvae:out"
     rt = _new_rt(rtmidi.MidiOut, api, name if target is None else "rvae")
     try:
@@ -509,6 +529,7 @@ def open_output(name: str = "rvae", api: str | None = None, channel: int = 9) ->
         rt.delete()
         raise
     out = OutputPort(rt, port, channel, virtual)
+    out.wanted = name
     logger.info("MIDI out: %s %r (%s)", "virtual port" if virtual else "connected to", port, out.api)
     return out
 
@@ -558,6 +579,7 @@ class InputPort:
         self._rt = rt
         self.name = name  # our virtual port's name, or the full name of the port we listen to
         self.virtual = virtual
+        self.wanted = name  # the name asked for (open_input: the user's)
         self.api = _RTMIDI_TO_OURS.get(rt.get_current_api(), str(rt.get_current_api()))
         self._callback = callback
         self._closed = False
@@ -628,14 +650,17 @@ class InputPort:
         self.close()
 
 
-def open_input(name: str, api: str | None, callback: InputCallback, timed: bool = False) -> InputPort:
+def open_input(
+    name: str, api: str | None, callback: InputCallback, timed: bool = False, among: list[str] | None = None
+) -> InputPort:
     """The first existing input whose name contains ``name`` (case-insensitive), else a
     virtual port ``name`` (JACK: ``name:name``); ``callback(msg, stamp)`` gets every
-    message on rtmidi's thread (``timed``: see InputPort). Raises UserError for an unknown
-    ``api`` or a port that cannot open."""
-    target = _find(_ports(rtmidi.MidiIn, api), name)
+    message on rtmidi's thread (``timed``: see InputPort); ``among``: the sources listed
+    already (see open_output). Raises UserError for an unknown ``api`` or a port that cannot open."""
+    target = _find(_ports(rtmidi.MidiIn, api) if among is None else among, name)
     rt = _new_rt(rtmidi.MidiIn, api, name if target is None else "rvae")
     inp = InputPort(rt, callback, timed=timed)  # filters and callback before the port opens: nothing slips by
+    inp.wanted = name
     try:
         inp.name, inp.virtual = _attach(rt, name, target, "in")
     except UserError:

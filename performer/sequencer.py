@@ -244,7 +244,7 @@ class PlayerView:
     pattern: Pattern | None = None  # the pattern playing now
     late_events: int = 0  # events sent over 1 ms after they were due to leave
     missed_ticks: int = 0  # clock pulses sent over one pulse period after they were due
-    detail: str = ""  # what else the clock says: "Link: 2 peers, 133.0 BPM, beat 3 of 4"
+    detail: object = ""  # what else the clock says, str() shows it: "Link: 2 peers, 133.0 BPM, beat 3 of 4"
     pattern_from: float = 0.0  # the beat ``pattern`` plays from (ahead of ``beat`` until a swap happens)
 
 

@@ -466,7 +466,7 @@ class Renderer:
         bar, unit = bar_beat(view.beat, grid)
         playing = [f"{view.bpm:.1f} BPM", f"{view.clock} clock, {view.state}", f"bar {bar}:{unit}"]
         if view.detail:
-            playing.append(view.detail)
+            playing.append(str(view.detail))  # numbers from the clock thread, formatted here
         if view.ports:
             playing.append(view.ports)
         if view.late_events or view.missed_ticks:

@@ -21,7 +21,11 @@
   and the window drawing (offscreen).
 
 Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180] [--window-soak 60] [--link-only]
-  [--link-soak 600]
+  [--link-soak 600 [--restart-at 300]]
+
+- link_soak_restart (``--restart-at``): the link soak with the JACK server killed and started
+  again at that second; figures before and after, the gap, the recovery time, stuck notes.
+  The issue's soak: --link-only --seconds 0 --link-soak 600 --restart-at 300 (about 11 min).
 """
 
 from __future__ import annotations
@@ -300,6 +304,159 @@ def link(bpm: float, seconds: float, move: bool = False, window: bool = False) -
     }
 
 
+def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> dict:
+    """The Link soak with the JACK server killed (SIGKILL) and started again ``restart_at``
+    seconds in, the cursor moving 30 times a second over OSC and the window drawing
+    throughout (the restart runs on a thread of its own: the cursor does not pause). The
+    peer moves the tempo 10 % up halfway to the restart, away from it. The capture
+    (performer/rig_capture.py) opens again when the server is back, the performer has to
+    reconnect it; its sessions say what it heard when, so the gap is reported, not hidden.
+
+    Figures before the kill and after the server's return, separately; recovery: the server
+    back (the earlier of: our restart saw it answer, the capture's client opened on it) to
+    the first note-on captured, and to the first within 2 periods of its ideal time."""
+    from performer.link_peer import LinkPeer
+    from performer.rig_capture import RestartCapture
+    from performer.testing import Performer, connect, restart_jack
+
+    name = "link-restart"
+    faster = round(bpm * 1.1, 2)
+    when: dict[str, float] = {}
+
+    def restart() -> None:
+        when["killed"] = time.perf_counter()
+        when["answered"] = restart_jack(server)
+
+    with LinkPeer(bpm=bpm, quantum=4) as peer, RestartCapture(f"cap-{name}") as cap:
+        perf = Performer(f"perf-{name}", CKPT, "--clock", "link", window=True)
+        try:
+            connect(perf.port, cap.port)
+            deadline = time.monotonic() + 10
+            while "waiting for a peer's start" not in perf.output() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            asked = time.perf_counter()
+            peer.ask("play")
+            bar0 = peer.ask("bars", asked, 1)["times"][0]
+            _play_for(perf, restart_at / 2, True)
+            t = time.perf_counter()
+            peer.ask("tempo", faster)
+            changed = (t + time.perf_counter()) / 2
+            bar_after = peer.ask("bars", changed, 1)["times"][0]
+            _play_for(perf, restart_at / 2, True)
+            restarting = threading.Thread(target=restart)
+            restarting.start()
+            _play_for(perf, seconds - restart_at, True)
+            restarting.join()
+            peer.ask("stop")
+            time.sleep(0.5)
+        finally:
+            try:
+                output = perf.close()
+            except BaseException:
+                print(perf.output()[-5000:], file=sys.stderr)  # what it said before it hung or failed
+                raise
+        time.sleep(0.3)
+        captured = cap.close()
+    beat = 60.0 / bpm
+    after_bar = (math.floor((changed - bar0) / (4 * beat)) + 1) * 4
+
+    def ideal(b: float) -> float:
+        old = bar0 + b * beat
+        return old if old < changed else bar_after + (b - after_bar) * 60.0 / faster
+
+    def nearest(t: float) -> int:
+        if t < changed:
+            return round((t - bar0) / beat * 24)
+        return after_bar * 24 + round((t - bar_after) / (60.0 / faster) * 24)
+
+    sessions = captured["sessions"]
+    period = PERIOD_FRAMES / RATE
+    # Pulses numbered by count within a session the capture heard whole (the first from the
+    # Start; after the restart the first by its nearest tick), else each by its nearest tick.
+    errors: dict[int, tuple[list[float], list[float], list[tuple[float, float]]]] = {}
+    pulse_times: dict[int, list[float]] = {}
+    started = False
+    for s in sessions:
+        k = s["n"]
+        events = [e for e in captured["events"] if e[3] == k]
+        if k == 0:
+            events = after_last_start(events)
+            started = bool(events)
+        whole = not s["missed_cycles"]
+        pulse_err, note_err, notes = errors.setdefault(k, ([], [], []))
+        n: int | None = -1 if k == 0 else None
+        for wall, _, b, _ in events:
+            if b == [0xF8]:
+                n = nearest(wall) if n is None else n + 1
+                pulse_times.setdefault(k, []).append(wall)
+            if b == [0xF8] or is_note_on(b):
+                tick = n if whole and n is not None else nearest(wall)
+                err = (wall - ideal(tick / 24)) * 1000
+                (pulse_err if b == [0xF8] else note_err).append(err)
+                if is_note_on(b):
+                    notes.append((wall, err))
+
+    def missed(times: list[float]) -> int:
+        if len(times) < 2:
+            return 0
+        ticks = np.array([nearest(t) for t in times])
+        return int(np.sum(np.maximum(np.diff(ticks) - 1, 0)))
+
+    def part(keys: list[int]) -> dict:
+        pulse = [e for k in keys for e in errors.get(k, ([], [], []))[0]]
+        note = [e for k in keys for e in errors.get(k, ([], [], []))[1]]
+        return {
+            "pulses": len(pulse),
+            "missed_ticks": sum(missed(pulse_times.get(k, [])) for k in keys),
+            "note_ons": len(note),
+            "note_on_error": stats(np.abs(note)),
+            "note_on_error_signed_mean_ms": round(float(np.mean(note)), 3) if note else None,
+            "bridge_pulse_error": stats(np.abs(pulse)),
+            "capture_missed_cycles": sum(sessions[k]["missed_cycles"] for k in keys if k < len(sessions)),
+            "worst_note_ons": [  # [seconds from the peer's start, error ms]: where to look
+                [round(w - bar0, 3), round(e, 3)]
+                for w, e in sorted((x for k in keys for x in errors.get(k, ([], [], []))[2]), key=lambda x: -abs(x[1]))[
+                    :3
+                ]
+            ],
+        }
+
+    later = [s["n"] for s in sessions[1:]]
+    back = min([when["answered"], *(s["opened"] for s in sessions[1:])])
+    first_notes = [w for k in later for w, _ in errors[k][2]]
+    on_grid = [w for k in later for w, e in errors[k][2] if abs(e) <= 2 * period * 1000]
+    last_before = max((e[0] for e in captured["events"] if e[3] == 0), default=None)
+    first_after = min((e[0] for e in captured["events"] if e[3] > 0), default=None)
+    said = [
+        ln.strip() for ln in output.splitlines() if "JACK server" in ln or "reconnected" in ln or "waiting for" in ln
+    ]
+    return {
+        "bpm": bpm,
+        "tempo_change_to": faster,
+        "seconds": seconds,
+        "restart_at_s": restart_at,
+        "cursor_moving_and_window": [True, True],
+        "started_from_peer": started,
+        "before_restart": part([0]),
+        "after_restart": part(later),
+        "restart": {
+            "server_down_s": round(back - when["killed"], 3),
+            "capture_sessions": [
+                {k: (round(v, 3) if isinstance(v, float) else v) for k, v in s.items()} for s in sessions
+            ],
+            "data_gap_s": round(first_after - last_before, 3) if first_after and last_before else None,
+            "server_back_to_first_note_on_s": round(first_notes[0] - back, 3) if first_notes else None,
+            "server_back_to_first_note_on_on_grid_s": round(on_grid[0] - back, 3) if on_grid else None,
+            "performer_said": said,
+        },
+        "start_vs_peer_bar_ms": round((_origin(output) - bar0) * 1000, 3),
+        # notes sounding when the server died: their note-offs died with it (not stuck: the
+        # destination's server went too); stuck = unended in what the last server heard
+        "notes_cut_by_restart": pairing(e[:3] for e in captured["events"] if e[3] == 0),
+        "stuck_notes": pairing(e[:3] for e in captured["events"] if e[3] == len(sessions) - 1) if later else None,
+    }
+
+
 def decode_latency() -> dict:
     from performer.control import ControlState
     from performer.decoder import pattern_for
@@ -357,6 +514,12 @@ def main() -> int:
     ap.add_argument(
         "--link-soak", type=float, default=0.0, help="seconds at 174 BPM on Link, cursor moving, window drawing"
     )
+    ap.add_argument(
+        "--restart-at",
+        type=float,
+        default=0.0,
+        help="in the Link soak: kill and restart JACK at this second",
+    )
     args = ap.parse_args()
     from performer.link_peer import session_lock
     from performer.testing import jack_server
@@ -370,11 +533,15 @@ def main() -> int:
     if not args.link_only:
         result["decode_pattern"] = decode_latency()
         result["frame"] = frame_times()
-    with jack_server(f"rvae-bench-{os.getpid()}"):  # the same rig as the tests, in its turn
+    if args.restart_at and not 0 < args.restart_at < args.link_soak - 5:
+        ap.error("--restart-at needs --link-soak at least 5 s longer")
+    with jack_server(f"rvae-bench-{os.getpid()}") as server:  # the same rig as the tests, in its turn
         with session_lock():  # every Link peer on the machine is one session: the tests' too
             if args.seconds:
                 result["link"] = [link(b, args.seconds) for b in (90, 120, 174)]
-            if args.link_soak:
+            if args.link_soak and args.restart_at:
+                result["link_soak_restart"] = link_restart(174, args.link_soak, args.restart_at, server)
+            elif args.link_soak:
                 result["link_soak"] = link(174, args.link_soak, move=True, window=True)
         if args.link_only:
             args.soak = args.window_soak = 0

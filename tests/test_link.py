@@ -77,7 +77,7 @@ def test_joins_on_the_peers_bar_and_agrees_with_its_timeline():
         phase = peer.ask("state", clock.t0)["phase"]
         assert min(phase, 4 - phase) * 60 / 133 < MS
         assert bars_agree(clock, peer, 0.0) < MS
-        assert clock.status(clock.time_of(2.5)) == "Link: 1 peer, 133.0 BPM, beat 3 of 4"
+        assert str(clock.status(clock.time_of(2.5))) == "Link: 1 peer, 133.0 BPM, beat 3 of 4"
         # anywhere in the bar, not only on bar lines
         for dt in (0.05, 0.333, 0.9, 1.7):
             t = now + dt

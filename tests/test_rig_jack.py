@@ -6,12 +6,15 @@ Heard (jack_midi_dump) listens; ``rvae perform`` runs as a user runs it (perform
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import mido
 import pytest
 from test_perform_jack import CKPT_44, Heard, check_against_pattern, expected, pairs_ok, wait_for_output
 
+from performer import testing
 from performer.testing import Performer, connect, connections, restart_jack, wait_for_port
 
 slow = pytest.mark.slow
@@ -91,6 +94,85 @@ def test_jack_server_restarted_reopens_reconnects_and_plays_on(jack_server):
         + next(ln for ln in out.splitlines() if "JACK server back" in ln)
     )
     assert first_note - ready < 2.0  # reconnected and playing within 2 s of the peer's return
+
+
+# pads played into the learning input: a process of its own (its port dies with the server;
+# killed, never closed, as the rig keeps dead ports rather than wait on a dead server)
+PADS = """
+import sys, time, mido
+from performer.ports import open_output
+out = open_output(sys.argv[1], "jack")
+while True:
+    out.send(mido.Message("note_on", channel=9, note=36, velocity=100))
+    time.sleep(0.05)
+    out.send(mido.Message("note_off", channel=9, note=36, velocity=0))
+    time.sleep(0.15)
+"""
+
+
+def pads(name: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", PADS, name], stdin=subprocess.DEVNULL)
+    wait_for_port(f"{name}:{name}", "output", timeout=15)
+    return proc
+
+
+def bars(folder) -> int:
+    return len(list(folder.glob("bar-*.mid")))
+
+
+@slow
+def test_learning_input_is_reopened_and_reconnected_after_a_jack_restart(jack_server, tmp_path):
+    session = tmp_path / "session"
+    args = ("--bpm", "150", "--learn-in", "rs-played", "--learn-save", str(session))
+    drummer = None
+    with Performer("perf-lrs", CKPT_44, *args) as perf:
+        try:
+            played = wait_for_port("rs-played:rs-played", "input", timeout=10)
+            drummer = pads("rs-pads")
+            connect("rs-pads:rs-pads", played)
+            deadline = time.monotonic() + 15
+            while bars(session) < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert bars(session) >= 1, perf.output()
+            restart_jack(jack_server)
+            drummer.kill()
+            drummer.wait()
+            assert wait_for_output(perf, "JACK server back", timeout=10), perf.output()
+            heard = bars(session)
+            drummer = pads("rs-pads")  # the same pads, back: the rig reconnects them to the reopened input
+            deadline = time.monotonic() + 15
+            while bars(session) < heard + 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert bars(session) >= heard + 2, perf.output()  # learning hears again: bars are captured
+            assert connections(wait_for_port("rs-played:rs-played", "input")) == ["rs-pads:rs-pads"]
+        finally:
+            if drummer is not None:
+                drummer.kill()
+                drummer.wait()
+        out = perf.close()
+    assert "learning input" in next(ln for ln in out.splitlines() if "JACK server back" in ln), out
+
+
+@slow
+def test_named_destination_back_after_a_restart_is_connected_again_not_replaced(jack_server, monkeypatch):
+    real_wait = testing.wait_for_port
+    with Heard("named-synth") as rec:
+        # our end of a connection to existing gear is rvae:out (no virtual port of the performer's name)
+        monkeypatch.setattr(
+            testing, "wait_for_port", lambda _n, side, timeout=5.0: real_wait("rvae:out", side, timeout)
+        )
+        with Performer("perf-named-out", CKPT_44, "--bpm", "150", "--midi-out", "named-synth") as perf:
+            monkeypatch.undo()
+            assert rec.wait_for(lambda r: r.messages("note_on"), timeout=10), perf.output()
+            restart_jack(jack_server)  # the synth goes with it
+            assert wait_for_output(perf, "waiting for 'named-synth' to come back", timeout=10), perf.output()
+            time.sleep(1.0)  # still waiting: no virtual port made meanwhile
+            assert not any("perf-named-out" in p or p.startswith("named-synth") for p in testing.jack_ports())
+            with Heard("named-synth") as again:
+                assert again.wait_for(lambda r: r.messages("note_on"), timeout=5), perf.output()
+                out = perf.close()
+    assert "MIDI out connected to 'named-synth:input' again" in out, out
+    assert out.count("JACK server back") == 1
 
 
 @slow
