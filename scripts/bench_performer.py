@@ -36,6 +36,8 @@ import math
 import os
 import platform
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -317,20 +319,25 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
     the first note-on captured, and to the first within 2 periods of its ideal time."""
     from performer.link_peer import LinkPeer
     from performer.rig_capture import RestartCapture
-    from performer.testing import Performer, connect, restart_jack
+    from performer.testing import MidiDump, Performer, _stop, connect, restart_jack
 
     name = "link-restart"
     faster = round(bpm * 1.1, 2)
     when: dict[str, float] = {}
+    # jack_midi_dump (C, misses no cycle) for pulses and note pairs: one before, one after (it
+    # ends with its server; the performer reconnects the new one, a remembered peer, by name)
+    dumps = [MidiDump(f"dump-{name}", absolute=True)]
 
     def restart() -> None:
         when["killed"] = time.perf_counter()
         when["answered"] = restart_jack(server)
+        dumps.append(MidiDump(f"dump-{name}", absolute=True))
 
     with LinkPeer(bpm=bpm, quantum=4) as peer, RestartCapture(f"cap-{name}") as cap:
         perf = Performer(f"perf-{name}", CKPT, "--clock", "link", window=True)
         try:
             connect(perf.port, cap.port)
+            connect(perf.port, dumps[0].port)
             deadline = time.monotonic() + 10
             while "waiting for a peer's start" not in perf.output() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -350,13 +357,22 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
             peer.ask("stop")
             time.sleep(0.5)
         finally:
+            exited = "cleanly"
             try:
                 output = perf.close()
-            except BaseException:
-                print(perf.output()[-5000:], file=sys.stderr)  # what it said before it hung or failed
-                raise
+            except (AssertionError, subprocess.TimeoutExpired) as e:  # unattended: say so, keep the figures
+                output = perf.output()
+                exited = f"not cleanly ({type(e).__name__}: {str(e).splitlines()[0]}); killed"
+                print(output[-5000:], file=sys.stderr)  # what it said before it hung or failed
+                perf.proc.kill()  # a hung performer must not stay in the Link session of later runs
+                perf.proc.wait()
         time.sleep(0.3)
         captured = cap.close()
+        for d in dumps:  # stopped first: what it printed is all in its file
+            _stop(d.proc, signal.SIGINT)
+        heard = [after_last_start(dumps[0].events()), *(d.events() for d in dumps[1:])]
+    for d in dumps:
+        d.close()
     beat = 60.0 / bpm
     after_bar = (math.floor((changed - bar0) / (4 * beat)) + 1) * 4
 
@@ -374,7 +390,6 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
     # Pulses numbered by count within a session the capture heard whole (the first from the
     # Start; after the restart the first by its nearest tick), else each by its nearest tick.
     errors: dict[int, tuple[list[float], list[float], list[tuple[float, float]]]] = {}
-    pulse_times: dict[int, list[float]] = {}
     started = False
     for s in sessions:
         k = s["n"]
@@ -388,7 +403,6 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
         for wall, _, b, _ in events:
             if b == [0xF8]:
                 n = nearest(wall) if n is None else n + 1
-                pulse_times.setdefault(k, []).append(wall)
             if b == [0xF8] or is_note_on(b):
                 tick = n if whole and n is not None else nearest(wall)
                 err = (wall - ideal(tick / 24)) * 1000
@@ -396,23 +410,26 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
                 if is_note_on(b):
                     notes.append((wall, err))
 
-    def missed(times: list[float]) -> int:
-        if len(times) < 2:
-            return 0
-        ticks = np.array([nearest(t) for t in times])
-        return int(np.sum(np.maximum(np.diff(ticks) - 1, 0)))
+    def missed(events: list[tuple[int, list[int]]]) -> int:
+        """Gaps of two ticks or more between pulses the dump heard, in ticks of the faster
+        tempo (a tick of the slower is 1.1 of them: still one)."""
+        frames = np.array([f for f, b in events if b == [0xF8]], dtype=float)
+        return int(np.sum(np.maximum(np.rint(np.diff(frames) / (RATE * 60 / (faster * 24))) - 1, 0)))
 
     def part(keys: list[int]) -> dict:
         pulse = [e for k in keys for e in errors.get(k, ([], [], []))[0]]
         note = [e for k in keys for e in errors.get(k, ([], [], []))[1]]
         return {
             "pulses": len(pulse),
-            "missed_ticks": sum(missed(pulse_times.get(k, [])) for k in keys),
+            "missed_ticks": sum(missed(heard[k]) for k in keys if k < len(heard)),
             "note_ons": len(note),
             "note_on_error": stats(np.abs(note)),
             "note_on_error_signed_mean_ms": round(float(np.mean(note)), 3) if note else None,
             "bridge_pulse_error": stats(np.abs(pulse)),
             "capture_missed_cycles": sum(sessions[k]["missed_cycles"] for k in keys if k < len(sessions)),
+            "ticks_numbered": "by count"
+            if not any(sessions[k]["missed_cycles"] for k in keys if k < len(sessions))
+            else "by nearest tick (the capture missed a cycle)",
             "worst_note_ons": [  # [seconds from the peer's start, error ms]: where to look
                 [round(w - bar0, 3), round(e, 3)]
                 for w, e in sorted((x for k in keys for x in errors.get(k, ([], [], []))[2]), key=lambda x: -abs(x[1]))[
@@ -425,11 +442,14 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
     back = min([when["answered"], *(s["opened"] for s in sessions[1:])])
     first_notes = [w for k in later for w, _ in errors[k][2]]
     on_grid = [w for k in later for w, e in errors[k][2] if abs(e) <= 2 * period * 1000]
+    first_pulse = [e[0] for e in captured["events"] if e[3] > 0 and e[2] == [0xF8]]
     last_before = max((e[0] for e in captured["events"] if e[3] == 0), default=None)
     first_after = min((e[0] for e in captured["events"] if e[3] > 0), default=None)
     said = [
         ln.strip() for ln in output.splitlines() if "JACK server" in ln or "reconnected" in ln or "waiting for" in ln
     ]
+    answered = re.findall(r"JACK server answering again at perf_counter ([0-9.]+) s", output)
+    reconnected = re.findall(r"reconnected \S+ to cap-\S+, ([0-9.]+) s after the server answered", output)
     return {
         "bpm": bpm,
         "tempo_change_to": faster,
@@ -445,15 +465,23 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
                 {k: (round(v, 3) if isinstance(v, float) else v) for k, v in s.items()} for s in sessions
             ],
             "data_gap_s": round(first_after - last_before, 3) if first_after and last_before else None,
+            # where the time goes: the server back -> the performer's rig sees it -> its ports
+            # reopened and the capture reconnected -> the first note-on the capture heard
+            "server_back_to_rig_client_s": round(float(answered[0]) - back, 3) if answered else None,
+            "rig_client_to_capture_reconnected_s": float(reconnected[0]) if reconnected else None,
             "server_back_to_first_note_on_s": round(first_notes[0] - back, 3) if first_notes else None,
             "server_back_to_first_note_on_on_grid_s": round(on_grid[0] - back, 3) if on_grid else None,
+            # the clock (the bridge) never rests: the port's own recovery, whatever the pattern plays
+            "server_back_to_first_pulse_s": round(first_pulse[0] - back, 3) if first_pulse else None,
             "performer_said": said,
         },
         "start_vs_peer_bar_ms": round((_origin(output) - bar0) * 1000, 3),
         # notes sounding when the server died: their note-offs died with it (not stuck: the
         # destination's server went too); stuck = unended in what the last server heard
-        "notes_cut_by_restart": pairing(e[:3] for e in captured["events"] if e[3] == 0),
-        "stuck_notes": pairing(e[:3] for e in captured["events"] if e[3] == len(sessions) - 1) if later else None,
+        "performer_exit": exited,
+        "notes_cut_by_restart": pairing(heard[0]),
+        "stuck_notes": pairing(heard[-1]) if len(heard) > 1 else None,
+        "dump_pulses_before_after": [sum(b == [0xF8] for _, b in h) for h in heard],
     }
 
 

@@ -207,3 +207,32 @@ def test_midi_api_choices_are_the_apis_compiled_in(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--midi-api", missing])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@slow
+def test_the_benchmarks_capture_reopens_after_a_restart_and_reports_the_gap(jack_server):
+    from performer.rig_capture import RestartCapture
+
+    procs = []
+    try:
+        with RestartCapture("cap-gap") as cap:
+            procs.append(pads("gap-pads"))
+            connect("gap-pads:gap-pads", cap.port)
+            time.sleep(1.0)
+            killed = time.perf_counter()
+            back = restart_jack(jack_server)
+            procs[-1].kill()
+            wait_for_port("cap-gap:in", "input", timeout=5)  # open again, by itself
+            procs.append(pads("gap-pads"))
+            connect("gap-pads:gap-pads", cap.port)
+            time.sleep(1.0)
+            result = cap.close()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    first, second = result["sessions"]
+    assert killed < first["lost"] < back and second["opened"] - back < 1.0 and second["lost"] is None
+    heard = [[e for e in result["events"] if e[3] == k and e[2][0] == 0x99] for k in (0, 1)]
+    assert len(heard[0]) >= 5 and len(heard[1]) >= 5  # a note every 0.2 s, in both lives of the server
+    assert heard[0][-1][0] < first["lost"] < second["opened"] < heard[1][0][0]
