@@ -50,6 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RATE, PERIOD_FRAMES = 48000, 128
 
 CKPT = ROOT / "checkpoints" / "groove-4-4.pt"
+# seconds after a restarted server answers that count as the restart (the issue's recovery
+# target): the new server's cycle times settling and the graph reordering as clients come back
+SETTLE = 2.0
 
 
 def stats(values_ms) -> dict:
@@ -389,7 +392,7 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
     period = PERIOD_FRAMES / RATE
     # Pulses numbered by count within a session the capture heard whole (the first from the
     # Start; after the restart the first by its nearest tick), else each by its nearest tick.
-    errors: dict[int, tuple[list[float], list[float], list[tuple[float, float]]]] = {}
+    errors: dict[int, tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]]]] = {}
     started = False
     for s in sessions:
         k = s["n"]
@@ -406,7 +409,7 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
             if b == [0xF8] or is_note_on(b):
                 tick = n if whole and n is not None else nearest(wall)
                 err = (wall - ideal(tick / 24)) * 1000
-                (pulse_err if b == [0xF8] else note_err).append(err)
+                (pulse_err if b == [0xF8] else note_err).append((wall, err))
                 if is_note_on(b):
                     notes.append((wall, err))
 
@@ -416,12 +419,15 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
         frames = np.array([f for f, b in events if b == [0xF8]], dtype=float)
         return int(np.sum(np.maximum(np.rint(np.diff(frames) / (RATE * 60 / (faster * 24))) - 1, 0)))
 
-    def part(keys: list[int]) -> dict:
-        pulse = [e for k in keys for e in errors.get(k, ([], [], []))[0]]
-        note = [e for k in keys for e in errors.get(k, ([], [], []))[1]]
+    def part(keys: list[int], since: float = -math.inf, until: float = math.inf, whole: bool = True) -> dict:
+        """Figures of the capture's sessions ``keys``, events in [since, until) only; ``whole``:
+        with the dump's missed ticks (whole sessions only)."""
+        pulse = [e for k in keys for w, e in errors.get(k, ([], [], []))[0] if since <= w < until]
+        note = [e for k in keys for w, e in errors.get(k, ([], [], []))[1] if since <= w < until]
+        notes = [x for k in keys for x in errors.get(k, ([], [], []))[2] if since <= x[0] < until]
         return {
             "pulses": len(pulse),
-            "missed_ticks": sum(missed(heard[k]) for k in keys if k < len(heard)),
+            "missed_ticks": sum(missed(heard[k]) for k in keys if k < len(heard)) if whole else None,
             "note_ons": len(note),
             "note_on_error": stats(np.abs(note)),
             "note_on_error_signed_mean_ms": round(float(np.mean(note)), 3) if note else None,
@@ -431,10 +437,7 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
             if not any(sessions[k]["missed_cycles"] for k in keys if k < len(sessions))
             else "by nearest tick (the capture missed a cycle)",
             "worst_note_ons": [  # [seconds from the peer's start, error ms]: where to look
-                [round(w - bar0, 3), round(e, 3)]
-                for w, e in sorted((x for k in keys for x in errors.get(k, ([], [], []))[2]), key=lambda x: -abs(x[1]))[
-                    :3
-                ]
+                [round(w - bar0, 3), round(e, 3)] for w, e in sorted(notes, key=lambda x: -abs(x[1]))[:3]
             ],
         }
 
@@ -457,8 +460,11 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
         "restart_at_s": restart_at,
         "cursor_moving_and_window": [True, True],
         "started_from_peer": started,
+        # outside the restart: before the kill, and from SETTLE s after the server's return
         "before_restart": part([0]),
-        "after_restart": part(later),
+        "after_restart": part(later, since=back + SETTLE, whole=False),
+        "restart_window": part(later, until=back + SETTLE, whole=False),  # the first SETTLE s back
+        "after_restart_whole": part(later),
         "restart": {
             "server_down_s": round(back - when["killed"], 3),
             "capture_sessions": [
