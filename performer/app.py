@@ -372,7 +372,8 @@ class Performance:
                     learning.hear(msg, stamp)
 
             def open_in(api: str | None = api, among: list[str] | None = None) -> ports.InputPort:
-                return ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=shared, among=among)
+                timed = follower is not None or shared  # the follower times pulses by their arrival
+                return ports.open_input(cfg.midi_in or "rvae-in", api, on_input, timed=timed, among=among)
 
             reopen_in = open_in
             inp = opened = open_in()

@@ -5,13 +5,13 @@ Internal clock: tick k of 24 per quarter sounds at ``t0 + k * 60 / (24 * bpm)``,
 from the start time and the tick count, never by adding up sleeps, so it cannot drift; a
 tempo change moves ``t0`` so that the current beat keeps its place.
 
-MIDI clock follower: every 0xF8 pulse is stamped with ``perf_counter`` on arrival (by the
-input callback) and re-anchors the position: pulse n is beat n / 24. The tempo estimated
-from recent pulse intervals only places what lies between pulses (microtiming): a hit on a
-pulse leaves the moment that pulse is seen. Start resets to beat 0 (the first pulse after
-Start is beat 0), Continue resumes, Stop silences, Song Position Pointer moves. When
-pulses stop for longer than ``timeout_beats``, everything sounding is silenced until they
-come back.
+MIDI clock follower: every 0xF8 pulse carries its time of arrival (the input's own, on
+``perf_counter``'s clock: ``ports.Arrival``) and re-anchors the position: pulse n is beat
+n / 24. The tempo estimated from the arrivals only places what lies between pulses
+(microtiming): a hit on a pulse leaves the moment that pulse is seen. Start resets to
+beat 0 (the first pulse after Start is beat 0), Continue resumes, Stop silences, Song
+Position Pointer moves. When pulses stop for longer than ``timeout_beats``, everything
+sounding is silenced until they come back.
 
 Times are seconds on ``time.perf_counter``'s clock; beats are quarter notes from the start
 of playback. /work/notes/clock_protocol.md says who calls what, from which thread.
@@ -159,19 +159,32 @@ class InternalClock:
 
 class MidiClockFollower:
     """Position and tempo from incoming MIDI clock. The input callback hands it messages
-    (``hear``); the clock thread takes them in order in ``poll``."""
+    (``hear``); the clock thread takes them in order in ``poll``.
+
+    Pulses are timed by when they arrived (a ``timed`` input: the JACK cycle that brought
+    them, however late Python got round to them), so a bunch handed over at once still gives
+    the tempo. Tempo = the time over the pulses of the last beat since the last re-anchor
+    (Start, Continue, Song Position, a return after a loss, a stall); after a re-anchor the
+    last estimate holds until a 16th of new pulses has come. Every pulse that arrives is one
+    pulse: a gap longer than one and a half periods (the machine stalled: a JACK server
+    that waits for its clients, or whose driver ran late, delivers every pulse late, none
+    lost) is a stall, and the tempo re-anchors after it. A gap over the lost timeout is a
+    lost clock (see ``poll``); a tempo change in MIDI clock is gradual, never a gap."""
 
     kind = "midi"
     idle = "waiting for clock"
     sends_clock = False  # True for the bridge: each pulse goes out as it arrives, Start/Stop/SPP with it
     leads = False  # a hit on a pulse leaves when the pulse arrives: leading the others would skew them
     shared = False  # the rig's clock decides: the controls' stop only mutes
+    SETTLE = PPQN // 4  # pulses after a re-anchor before the tempo is estimated from them
 
     def __init__(self, timeout_beats: float = 3.0) -> None:
         self.running = False
         self.pulse = -1  # index of the last pulse seen; the first after Start is 0
         self.stamp = 0.0  # arrival time of that pulse
-        self.intervals: deque[float] = deque(maxlen=PPQN)  # the last beat's pulse intervals
+        self.period = 60.0 / (120.0 * PPQN)  # seconds per pulse, estimated (120 BPM until pulses come)
+        self._estimated = False  # the period is from pulses, not the default
+        self._window: deque[tuple[int, float]] = deque(maxlen=PPQN + 1)  # (pulse, arrival) of the last beat
         self.timeout_beats = timeout_beats
         self.located = False  # Start / Continue / Song Position moved the playhead
         self.transport_seen = False  # any Start, Continue, Stop or Song Position so far
@@ -179,11 +192,6 @@ class MidiClockFollower:
         self._inbox: queue.SimpleQueue[tuple[mido.Message, float]] = queue.SimpleQueue()
         self._timed_out = False  # pulses stopped while running: silent until they return
         self._rolled = 0.0  # arrival time of the last Start or Continue
-
-    @property
-    def period(self) -> float:
-        """Seconds per pulse, averaged over the last beat (120 BPM until two pulses are seen)."""
-        return sum(self.intervals) / len(self.intervals) if self.intervals else 60.0 / (120.0 * PPQN)
 
     @property
     def bpm(self) -> float:
@@ -198,14 +206,11 @@ class MidiClockFollower:
         return False
 
     def feed(self, msg: mido.Message, stamp: float) -> str | None:
-        """Take one incoming message; returns its type if it mattered."""
+        """Take one incoming message that arrived at ``stamp``; returns its type if it mattered."""
         kind = msg.type
         if kind == "clock":
-            if self.stamp and self.running and stamp - self.stamp < 4 * self.period + 0.05:
-                self.intervals.append(stamp - self.stamp)  # gaps (a pause) are not intervals
-            self.stamp = stamp
             if self.running:
-                self.pulse += 1
+                self._count(stamp)
             elif not self.transport_seen:
                 # Joining a clock that is already running (or one that never sends Start):
                 # after a beat of pulses, play along, bar 1 from the next pulse. After a Stop
@@ -213,10 +218,13 @@ class MidiClockFollower:
                 self._loose += 1
                 if self._loose >= PPQN:
                     self.running, self.pulse, self.located = True, -1, True
+                    self._window.clear()
                     logger.warning("MIDI clock without a Start: playing along, bar 1 from now")
+            self.stamp = stamp
             return kind
         if kind in ("start", "continue", "stop", "songpos"):
             self.transport_seen = True
+            self._window.clear()  # the pulses before are no measure of the ones after
         if kind in ("start", "continue"):
             self._rolled = stamp  # pulses are due from here: not lost before the first one is late
         if kind == "start":
@@ -233,6 +241,16 @@ class MidiClockFollower:
             self.located = True
             return kind
         return None
+
+    def _count(self, stamp: float) -> None:
+        """A pulse arrived while running: the next one, and the tempo from the arrivals."""
+        if stamp - self.stamp > 1.5 * self.period:
+            self._window.clear()  # a stall or a return: no measure of the tempo; from here on
+        self.pulse += 1
+        self._window.append((self.pulse, stamp))
+        (p0, t0), (p1, t1) = self._window[0], self._window[-1]
+        if p1 - p0 >= self.SETTLE or (p1 > p0 and not self._estimated):
+            self.period, self._estimated = (t1 - t0) / (p1 - p0), True
 
     def poll(self, now: float) -> Transport | None:
         change = None
