@@ -165,7 +165,7 @@ class MidiClockFollower:
     them, however late Python got round to them), so a bunch handed over at once still gives
     the tempo. Tempo = the time over the pulses of the last beat since the last re-anchor
     (Start, Continue, Song Position, a return after a loss, a stall); after a re-anchor the
-    last estimate holds until a 16th of new pulses has come. Every pulse that arrives is one
+    last estimate holds until an 8th of new pulses has come. Every pulse that arrives is one
     pulse: a gap longer than one and a half periods (the machine stalled: a JACK server
     that waits for its clients, or whose driver ran late, delivers every pulse late, none
     lost) is a stall, and the tempo re-anchors after it. A gap over the lost timeout is a
@@ -176,14 +176,14 @@ class MidiClockFollower:
     sends_clock = False  # True for the bridge: each pulse goes out as it arrives, Start/Stop/SPP with it
     leads = False  # a hit on a pulse leaves when the pulse arrives: leading the others would skew them
     shared = False  # the rig's clock decides: the controls' stop only mutes
-    SETTLE = PPQN // 4  # pulses after a re-anchor before the tempo is estimated from them
+    SETTLE = PPQN // 2  # pulses after a re-anchor before the tempo is estimated from them
 
     def __init__(self, timeout_beats: float = 3.0) -> None:
         self.running = False
         self.pulse = -1  # index of the last pulse seen; the first after Start is 0
         self.stamp = 0.0  # arrival time of that pulse
         self.period = 60.0 / (120.0 * PPQN)  # seconds per pulse, estimated (120 BPM until pulses come)
-        self._estimated = False  # the period is from pulses, not the default
+        self._settled = False  # the period is from an 8th of pulses or more
         self._window: deque[tuple[int, float]] = deque(maxlen=PPQN + 1)  # (pulse, arrival) of the last beat
         self.timeout_beats = timeout_beats
         self.located = False  # Start / Continue / Song Position moved the playhead
@@ -249,8 +249,10 @@ class MidiClockFollower:
         self.pulse += 1
         self._window.append((self.pulse, stamp))
         (p0, t0), (p1, t1) = self._window[0], self._window[-1]
-        if p1 - p0 >= self.SETTLE or (p1 > p0 and not self._estimated):
-            self.period, self._estimated = (t1 - t0) / (p1 - p0), True
+        if p1 - p0 >= self.SETTLE:
+            self.period, self._settled = (t1 - t0) / (p1 - p0), True
+        elif p1 > p0 and not self._settled:  # nothing better yet
+            self.period = (t1 - t0) / (p1 - p0)
 
     def poll(self, now: float) -> Transport | None:
         change = None

@@ -23,6 +23,7 @@ from performer.control import ControlState
 from performer.decoder import pattern_for
 from performer.ports import open_output
 from performer.testing import MidiClock, MidiDump, Performer, Transport, connect, wait_for_port
+from performer.ui import pattern_text
 from rvae.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -174,9 +175,8 @@ def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulse
     assert loop_steps == pulses_per_bar
     with Heard("heard-int") as rec, Performer("perf-int", ckpt, "--bpm", "120", "--z", *map(str, z)) as perf:
         connect(perf.port, rec.port)
-        time.sleep(0.3)
-        perf.send("/rvae/stop")
-        time.sleep(0.2)
+        assert wait_for_output(perf, "pattern 1 at"), perf.output()  # shown once it plays
+        stop(perf)
         perf.send("/rvae/start")  # Start, then pulse 0 is bar 1, beat 1
         assert wait_pulses(rec, 2 * pulses_per_bar + 30)
         perf.close()
@@ -238,32 +238,51 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
     assert pa != pb
     with Heard("heard-osc") as rec, Performer("perf-osc", CKPT_44, "--bpm", "160", "--z", *map(str, a)) as perf:
         connect(perf.port, rec.port)
-        time.sleep(0.3)
+        assert wait_for_output(perf, "pattern 1 at"), perf.output()  # shown once it plays
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
         perf.send("/rvae/xy", *b)
-        time.sleep(0.3)  # decoded within milliseconds; takes over at the next bar
+        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output()  # it took over
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         perf.close()
 
 
+def stop(perf) -> None:
+    """Stop over OSC and wait until the performer says it stopped: the Player reads the
+    controls' level each turn, so a start sent before it saw the stop would be no restart."""
+    stops = perf.output().count("stopped at bar")
+    perf.send("/rvae/stop")
+    assert wait_for(lambda: perf.output().count("stopped at bar") > stops), perf.output()
+
+
 def restart_and_check_first_bar(perf, rec, pattern, loop_steps: int) -> None:
     """Stop and start over OSC; the first bar after Start plays ``pattern`` on its pulses."""
-    perf.send("/rvae/stop")
-    time.sleep(0.2)
+    stop(perf)
     rec.clear()
     perf.send("/rvae/start")
     assert wait_pulses(rec, loop_steps + 10)
     check_against_pattern(notes_by_pulse(rec.log), pattern, loop_steps, bars=1)
 
 
-def wait_for_output(perf, text: str, timeout: float = 10.0) -> bool:
-    """Poll what the performer has printed until ``text`` appears."""
+def wait_for(condition, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
-    while text not in perf.output():
-        if time.monotonic() > deadline or perf.proc.poll() is not None:
-            return text in perf.output()
+    while not condition():
+        if time.monotonic() > deadline:
+            return condition()
         time.sleep(0.05)
     return True
+
+
+def wait_for_output(perf, text: str, timeout: float = 10.0) -> bool:
+    """Poll what the performer has printed until ``text`` appears."""
+    return wait_for(lambda: text in perf.output() or perf.proc.poll() is not None, timeout) and text in perf.output()
+
+
+def shown(ckpt_path, z, density=()) -> str:
+    """How the console shows the pattern the performer should play at z, once it takes over."""
+    ckpt = load_checkpoint(ckpt_path)
+    p = pattern_for(ckpt, ControlState(z=z, microtiming=0.0, density=density), z, 0, 120.0)
+    at = ", ".join(f"{v:+.2f}" for v in p.z)
+    return f"at z = ({at}), {len(p.steps)} hits:\n{pattern_text(p, ckpt.kit.names)}"
 
 
 def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
@@ -278,6 +297,7 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
     pb, _ = expected(CKPT_44, b)
     pd, _ = expected(CKPT_44, b, (0.0, -1.0, 1.0))
     assert pa != pb and pd != pb
+    assert shown(CKPT_44, b, (0.0, -1.0, 0.0)) != shown(CKPT_44, b, (0.0, -1.0, 1.0)) != shown(CKPT_44, b)
     cc = ("--midi-in", "perf-cc-in", "--cc-x", "20", "--cc-y", "21", "--cc-density", "30")
     with (
         Heard("heard-cc") as rec,
@@ -288,17 +308,17 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
         connect(knobs.name, inp)
         connect(perf.port, rec.port)
         assert wait_for_output(perf, "pattern 1 at z = (-2.00, -2.00)"), perf.output()
-        time.sleep(0.3)
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
         knobs.send(mido.Message("control_change", channel=0, control=7, value=0))  # not ours: ignored
         knobs.send(mido.Message("control_change", channel=0, control=20, value=127))
         knobs.send(mido.Message("control_change", channel=15, control=21, value=127))  # any channel
         # the console prints a pattern when it takes over (at the next bar at the latest)
-        assert wait_for_output(perf, f"at z = ({e:+.2f}, {e:+.2f})"), perf.output()
+        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output()
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         knobs.send(mido.Message("control_change", channel=0, control=31, value=0))
         knobs.send(mido.Message("control_change", channel=0, control=32, value=127))
-        time.sleep(0.3)  # decoded within milliseconds; a restart plays it from bar 1
+        # both controls reached the decoder and their pattern took over (not the one of CC 31 alone)
+        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), perf.output()
         restart_and_check_first_bar(perf, rec, pd, loop_steps)
         perf.close()  # a clean exit
 
@@ -370,13 +390,22 @@ def test_headless_says_when_the_clock_stops_is_lost_and_returns(jack_server):
         assert wait_for_output(perf, "playing from bar 1"), perf.output()
         transport.stop()
         assert wait_for_output(perf, "(the clock's Stop); waiting for clock"), perf.output()
-        transport.play()  # Continue
-        time.sleep(1.0)
+        transport.play()  # Continue: it plays on for a bar (and its tempo settles)
+        assert wait_for(lambda: len(bar_lines(perf.output(), after="(the clock's Stop)")) >= 2), perf.output()
         subprocess.run(["jack_disconnect", src, dst], check=True, timeout=20)
         assert wait_for_output(perf, "clock lost at bar"), perf.output()
         connect(clock.port, inp)
         assert wait_for_output(perf, "clock back: playing on from bar"), perf.output()
+        # the next bar line: the tempo followed, not lost with the pulses nor misread on their return
+        assert wait_for(lambda: bar_lines(perf.output(), after="clock back")), perf.output()
         transport.stop()
         out = perf.close()
     assert out.count("late N: notes that left over 1 ms after their time") == 1
-    assert re.search(r"^\d+:1  playing  1[45]\d\.\d BPM  late \d+$", out, re.M), out
+    assert 140.0 <= bar_lines(out, after="clock back")[0] < 160.0, out
+
+
+def bar_lines(out: str, after: str) -> list[float]:
+    """The tempo of each bar line (``rvae -v``: "3:1  playing  150.0 BPM  late 0") printed
+    while playing after the last ``after``."""
+    rest = out[out.rindex(after) :] if after in out else ""
+    return [float(m) for m in re.findall(r"^\d+:1  playing  (\d+\.\d) BPM  late \d+$", rest, re.M)]
