@@ -15,7 +15,7 @@ import pytest
 from test_perform_jack import CKPT_44, Heard, check_against_pattern, expected, pairs_ok, wait_for_output
 
 from performer import testing
-from performer.testing import Performer, connect, connections, restart_jack, wait_for_port
+from performer.testing import MidiClock, Performer, Transport, connect, connections, restart_jack, wait_for_port
 
 slow = pytest.mark.slow
 
@@ -151,6 +151,29 @@ def test_learning_input_is_reopened_and_reconnected_after_a_jack_restart(jack_se
                 drummer.wait()
         out = perf.close()
     assert "learning input" in next(ln for ln in out.splitlines() if "JACK server back" in ln), out
+
+
+@slow
+def test_midi_clock_input_is_reopened_after_a_restart_and_follows_the_clock_again(jack_server):
+    with Performer("perf-mrs", CKPT_44, "--clock", "midi", "--midi-in", "perf-mrs-in") as perf:
+        inp = wait_for_port("perf-mrs-in:perf-mrs-in", "input", timeout=10)
+        with Transport() as transport, MidiClock(bpm=150) as clock:
+            connect(clock.port, inp)
+            transport.play()
+            assert wait_for_output(perf, "playing from bar 1"), perf.output()
+            restart_jack(jack_server)  # the clock and the transport end with their server
+        assert wait_for_output(perf, "JACK server back"), perf.output()
+        with Transport() as transport, MidiClock(bpm=150) as clock, Heard("heard-mrs") as rec:
+            deadline = time.monotonic() + 5
+            while connections(inp) != [clock.port] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert connections(inp) == [clock.port]  # the remembered clock source, reconnected by name
+            connect(perf.port, rec.port)
+            transport.play()
+            assert rec.wait_for(lambda r: r.messages("note_on"), timeout=10), perf.output()
+            transport.stop()
+            out = perf.close()
+    assert "MIDI in" in next(ln for ln in out.splitlines() if "JACK server back" in ln), out
 
 
 @slow
