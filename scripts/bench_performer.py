@@ -23,8 +23,14 @@
 Usage: python scripts/bench_performer.py [--seconds 8] [--soak 180] [--window-soak 60] [--link-only]
   [--link-soak 600 [--restart-at 300]]
 
-- link_soak_restart (``--restart-at``): the link soak with the JACK server killed and started
-  again at that second; figures before and after, the gap, the recovery time, stuck notes.
+- link_soak_restart (``--restart-at``): the link soak with the JACK server killed (SIGKILL)
+  and started again at that second, the peer's tempo change halfway to it. The capture
+  (performer/rig_capture.py) and jack_midi_dump come back with the server, the performer
+  must reconnect them. Figures outside the restart (``before_restart``; ``after_restart``
+  from SETTLE s after the server's return), the first SETTLE s (``restart_window``), the
+  capture's sessions and the gap in its data, where the recovery's time goes (server back ->
+  the performer's rig client -> the capture reconnected -> first pulse, first note-on),
+  notes cut by the restart (their note-offs died with the server), stuck notes after it.
   The issue's soak: --link-only --seconds 0 --link-soak 600 --restart-at 300 (about 11 min).
 """
 
