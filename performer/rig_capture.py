@@ -19,15 +19,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
-import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from performer.testing import _MidiEvent, _Process, _stop, wait_for_port
+from performer.testing import TimedCapture, _MidiEvent, _Process
 
 __all__ = ["RestartCapture"]
 
@@ -35,52 +32,14 @@ _Shutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 REOPEN_POLL = 0.005  # seconds between tries while the server is away: the gap's resolution
 
 
-class RestartCapture:
+class RestartCapture(TimedCapture):
     """See the module docstring. ``port`` is the full name of the capture's input."""
 
+    COMMAND = ("-m", "performer.rig_capture")
+    STOP_TIMEOUT = 10.0
+
     def __init__(self, name: str = "rvae-restart-cap") -> None:
-        self._out = tempfile.NamedTemporaryFile("w+", prefix="capture-", suffix=".json", delete=False)
-        self._result: dict | None = None
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "performer.rig_capture", name, self._out.name],
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            self.port = wait_for_port(f"{name}:in", "input", timeout=10.0)
-        except LookupError:
-            _, err = self._stop_child()
-            raise AssertionError(f"the capture client {name} did not come up: {err}") from None
-
-    def _stop_child(self) -> tuple[int, str]:
-        _stop(self.proc, signal.SIGINT, timeout=10.0)
-        assert self.proc.stderr is not None
-        with self.proc.stderr as pipe:
-            return self.proc.returncode, pipe.read()
-
-    def close(self) -> dict:
-        """Stop the capture and return what it heard (again on a second call)."""
-        if self._result is None:
-            code, err = self._stop_child()
-            with open(self._out.name) as f:
-                text = f.read()
-            self._out.close()
-            os.unlink(self._out.name)
-            if code != 0 or not text:
-                raise AssertionError(f"the capture process failed (exit {code}): {err}")
-            self._result = json.loads(text)
-        return self._result
-
-    def __enter__(self) -> RestartCapture:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._result is None:
-            try:
-                self.close()
-            except AssertionError:
-                pass
+        super().__init__(name)
 
 
 def _lib() -> ctypes.CDLL:

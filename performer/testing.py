@@ -498,11 +498,14 @@ class TimedCapture:
     to start is not counted. ``close()`` returns {"events": [[start_s, frame, [bytes]]...],
     "cycles": n, "missed_cycles": gaps in the frame count, events in them are lost}."""
 
+    COMMAND: tuple[str, ...] = ("-m", "performer.testing", "capture")  # + NAME OUT
+    STOP_TIMEOUT = 5.0  # seconds for the child to write its result after SIGINT
+
     def __init__(self, name: str = "rvae-timed") -> None:
         self._out = tempfile.NamedTemporaryFile("w+", prefix="capture-", suffix=".json", delete=False)
         self._result: dict | None = None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "performer.testing", "capture", name, self._out.name],
+            [sys.executable, *self.COMMAND, name, self._out.name],
             stdin=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -514,7 +517,7 @@ class TimedCapture:
             raise AssertionError(f"the capture client {name} did not come up: {err}") from None
 
     def _stop_child(self) -> tuple[int, str]:
-        _stop(self.proc, signal.SIGINT)
+        _stop(self.proc, signal.SIGINT, timeout=self.STOP_TIMEOUT)
         assert self.proc.stderr is not None  # a pipe: stderr=PIPE
         with self.proc.stderr as pipe:
             return self.proc.returncode, pipe.read()
