@@ -241,7 +241,7 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
         assert wait_for_output(perf, "pattern 1 at"), perf.output()  # shown once it plays
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
         perf.send("/rvae/xy", *b)
-        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output()  # it took over
+        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph()  # it took over
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         perf.close()
 
@@ -285,6 +285,11 @@ def shown(ckpt_path, z, density=()) -> str:
     return f"at z = ({at}), {len(p.steps)} hits:\n{pattern_text(p, ckpt.kit.names)}"
 
 
+def graph() -> str:
+    """What a failing wait shows besides the performer's output: every JACK port and its connections."""
+    return subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
+
+
 def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
     """--cc-x/--cc-y on --midi-in while the performer keeps its own clock: a controller's
     CC 127 on both axes takes the cursor to the top right corner of the model's own square
@@ -313,12 +318,12 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
         knobs.send(mido.Message("control_change", channel=0, control=20, value=127))
         knobs.send(mido.Message("control_change", channel=15, control=21, value=127))  # any channel
         # the console prints a pattern when it takes over (at the next bar at the latest)
-        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output()
+        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph()
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         knobs.send(mido.Message("control_change", channel=0, control=31, value=0))
         knobs.send(mido.Message("control_change", channel=0, control=32, value=127))
         # both controls reached the decoder and their pattern took over (not the one of CC 31 alone)
-        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), perf.output()
+        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), perf.output() + graph()
         restart_and_check_first_bar(perf, rec, pd, loop_steps)
         perf.close()  # a clean exit
 
