@@ -5,7 +5,8 @@ within a *quantum* (here the bar's length in quarter notes: 4/4 → 4, 3/4 → 3
 12/8 → 6, 5/4 → 5, 7/8 → 3.5) is common to the peers; the beat count itself is each
 peer's own. Starting maps beat 0 to a bar line of the session (``requestBeatAtTime``):
 alone, to the moment asked; with peers, to the next bar boundary of the session's phase,
-as Live does. Loops then start on multiples of their length from beat 0.
+as Live does (either at least ``START_MARGIN`` ahead, so that its first notes can be on
+time). Loops then start on multiples of their length from beat 0.
 
 Time: Link counts microseconds of CLOCK_MONOTONIC_RAW on Linux, the Player
 ``perf_counter`` seconds (CLOCK_MONOTONIC). Measured here they were 0.26 s apart and
@@ -47,6 +48,10 @@ JUMP = 0.010  # seconds: the timeline moving this much under us (joining a sessi
 # A peer's tempo change keeps the beat where it was at *their* moment of change; heard a
 # network delay later, our beat at now moves by delay × Δtempo: up to this delay is not a jump.
 TEMPO_NEWS_DELAY = 0.1
+# Beat 0 goes to the first bar line at least this far ahead: a bar line a millisecond away
+# (joining a session, starting among peers) would leave its first notes late; 20 ms covers
+# the Player's turn and a busy machine's wait for the GIL (2 turns of Python's 5 ms switch).
+START_MARGIN = 0.020
 OFFSET_EVERY = 0.1  # seconds between measurements of Link's clock against perf_counter (see above)
 
 
@@ -244,13 +249,15 @@ class LinkClock:
         return change
 
     def start(self, now: float) -> None:
-        """Play from beat 0: now if alone, else at the session's next bar line. With
+        """Play from beat 0: START_MARGIN from now if alone, else at the session's first bar
+        line after that. With
         start/stop sync the session plays from now on: peers with theirs on start too, and
         their Stop reaches us. (A peer joining a playing session is not told it plays: Link
         shares a start or stop when it happens, so starting says so.)"""
         self._state = self._link.captureAppSessionState()
         if self.start_stop:
-            self._state.setIsPlayingAndRequestBeatAtTime(True, self._micros(now + self.latency), 0.0, self.quantum)
+            at = self._micros(now + START_MARGIN + self.latency)
+            self._state.setIsPlayingAndRequestBeatAtTime(True, at, 0.0, self.quantum)
             self._session_playing = True
             self._commit()
         else:
@@ -273,7 +280,7 @@ class LinkClock:
         self._commit()
 
     def _request_zero(self, now: float) -> None:
-        self._state.requestBeatAtTime(0.0, self._micros(now + self.latency), self.quantum)
+        self._state.requestBeatAtTime(0.0, self._micros(now + START_MARGIN + self.latency), self.quantum)
         self._commit()
 
     def _commit(self) -> None:

@@ -81,6 +81,10 @@ _RTMIDI_TO_OURS = {getattr(rtmidi, "API_" + v): k for k, v in API_NAMES.items()}
 
 ALL_NOTES_OFF = 123
 ALL_SOUND_OFF = 120
+# Bytes we let wait for one JACK cycle: half of rtmidi's 16 kB ring buffer (a message takes
+# its bytes and 4 more). Past that the server has stopped draining it (a stalled or frozen
+# server), and one more message could fill it: rtmidi then spins holding the GIL.
+QUEUE_BYTES = 8192
 _SETTLE = 0.02  # seconds with the GIL let go before a JACK input closes: a few cycles (2.7 ms each at -p 128)
 
 InputCallback = Callable[[mido.Message, float], None]
@@ -271,6 +275,12 @@ class _JackWatch:
         rate = self._lib.jack_get_sample_rate(client)
         return self._lib.jack_get_buffer_size(client) / rate if rate else 0.0
 
+    def cycle(self) -> int:
+        """The frame at which the server's current cycle began: it moves once a cycle while
+        the server runs (the engine's shared counter: our client need not be active)."""
+        client = self._client
+        return self._lib.jack_last_frame_time(client) if client else -1
+
     def ports(self, pattern: str | None = None, flags: int = 0) -> list[str]:
         """Full names of the JACK MIDI ports matching the regular expression ``pattern`` with
         these flags (``_JACK_IS_INPUT``: destinations), in the order rtmidi lists them."""
@@ -346,7 +356,7 @@ def _libjack() -> ctypes.CDLL:
         lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JackShutdown, ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        for fn in ("jack_get_buffer_size", "jack_get_sample_rate"):
+        for fn in ("jack_get_buffer_size", "jack_get_sample_rate", "jack_last_frame_time"):
             getattr(lib, fn).argtypes = [ctypes.c_void_p]
             getattr(lib, fn).restype = ctypes.c_uint32
         lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
@@ -381,6 +391,10 @@ class OutputPort:
         self._lost = False
         self._closed = False
         self._watch: _JackWatch | None = None
+        self._cycle = -1  # the server's cycle at the last send (JACK)...
+        self._queued = 0  # ...and the bytes sent since it began
+        self._dropped = 0  # messages dropped while the server stalled
+        self._owed: set[tuple[int, int]] = set()  # their note-offs: sent once it runs again
         if rt.get_current_api() == rtmidi.API_UNIX_JACK:
             me = weakref.ref(self)  # the watch must not keep an unclosed port alive
 
@@ -427,8 +441,14 @@ class OutputPort:
         """Send one message; never raises for a failing port (it becomes ``lost``)."""
         if self._lost or self._closed:
             return
+        data = msg.bytes()
+        if self._watch is not None and not self._room(len(data)):
+            self._dropped += 1
+            if msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0):
+                self._owed.add((msg.channel, msg.note))
+            return
         try:
-            self._rt.send_message(msg.bytes())
+            self._rt.send_message(data)
         except (rtmidi.RtMidiError, OSError, RuntimeError) as err:
             self._mark_lost(str(err))
             return
@@ -441,6 +461,36 @@ class OutputPort:
             self._sounding.discard((msg.channel, msg.note))
         elif kind in ("control_change", "program_change"):
             self._channels.add(msg.channel)
+
+    def _room(self, size: int) -> bool:
+        """Whether a message of ``size`` bytes may go to rtmidi's JACK queue now: not once
+        QUEUE_BYTES wait for a cycle that does not come (the server stalled or frozen), which
+        would end in rtmidi spinning forever. When the server runs again, the note-offs
+        dropped meanwhile go first."""
+        assert self._watch is not None
+        cycle = self._watch.cycle()
+        if cycle != self._cycle:
+            self._cycle, self._queued = cycle, 0
+            if self._dropped:
+                dropped, owed, self._dropped, self._owed = self._dropped, self._owed, 0, set()
+                logger.warning(
+                    "MIDI output %r: the JACK server runs again; %d messages were dropped while it stalled",
+                    self.name,
+                    dropped,
+                )
+                for ch, note in sorted(owed & self._sounding):
+                    self.send(mido.Message("note_off", channel=ch, note=note, velocity=0))
+        if self._queued + size + 4 > QUEUE_BYTES:
+            if not self._dropped:
+                logger.warning(
+                    "MIDI output %r: the JACK server has stalled (no cycle ran for %d bytes of MIDI); "
+                    "dropping what is sent until it runs again",
+                    self.name,
+                    self._queued,
+                )
+            return False
+        self._queued += size + 4
+        return True
 
     def panic(self, sound_off: bool = False) -> None:
         """Note-off for every sounding note, then All Notes Off (CC 123) on every channel

@@ -17,7 +17,7 @@ import pytest
 
 from performer.clock import STOPPED, Transport
 from performer.control import Controls, ControlState
-from performer.link import LinkClock, bar_quantum, check_options
+from performer.link import START_MARGIN, LinkClock, bar_quantum, check_options
 from performer.link_peer import LinkPeer, session_lock
 from performer.sequencer import Mailbox, Pattern, Player, Sequencer, make_pattern
 from rvae.errors import UserError
@@ -73,7 +73,7 @@ def test_joins_on_the_peers_bar_and_agrees_with_its_timeline():
         now = time.perf_counter()
         clock.start(now)
         # beat 0 is the session's next bar line
-        assert now < clock.t0 <= now + 4 * 60 / 133 + MS
+        assert now + START_MARGIN < clock.t0 <= now + START_MARGIN + 4 * 60 / 133 + MS
         phase = peer.ask("state", clock.t0)["phase"]
         assert min(phase, 4 - phase) * 60 / 133 < MS
         assert bars_agree(clock, peer, 0.0) < MS
@@ -96,11 +96,11 @@ def test_joins_on_the_peers_bar_and_agrees_with_its_timeline():
 @pytest.mark.slow
 def test_joining_while_playing_moves_to_the_sessions_next_bar():
     with LinkPeer(bpm=133, quantum=4, playing=True) as peer, LinkClock(bpm=100, quantum=4) as clock:
-        clock.start(time.perf_counter())  # before discovery: alone, beat 0 is now
+        clock.start(time.perf_counter())  # before discovery: alone, beat 0 is (almost) now
         news, _ = poll_until(clock, lambda: clock.peers > 0 and clock.bpm > 132, 2.0)
         assert news == [Transport(True, 0.0)]  # bar 1 again, on the session's next bar line
         now = time.perf_counter()
-        assert clock.running and now < clock.t0 <= now + 4 * 60 / 133 + MS
+        assert clock.running and now < clock.t0 <= now + START_MARGIN + 4 * 60 / 133 + MS
         assert bars_agree(clock, peer, 0.0) < MS
 
 
@@ -161,7 +161,7 @@ def test_seven_eight_on_quantum_three_and_a_half():
     with LinkPeer(bpm=133, quantum=q, playing=True) as peer, joined(peer, quantum=q) as clock:
         now = time.perf_counter()
         clock.start(now)
-        assert now < clock.t0 <= now + q * 60 / 133 + MS
+        assert now + START_MARGIN < clock.t0 <= now + START_MARGIN + q * 60 / 133 + MS
         assert bars_agree(clock, peer, 0.0) < MS
         assert bars_agree(clock, peer, 7.0) < MS  # bar 3
         # a two-bar loop: its first step on every other bar line of the session, from beat 0

@@ -22,7 +22,7 @@ from conftest import REPO
 from performer.control import ControlState
 from performer.decoder import pattern_for
 from performer.ports import open_output
-from performer.testing import MidiClock, MidiDump, Performer, Transport, connect, wait_for_port
+from performer.testing import MidiClock, MidiDump, Performer, Transport, connect, server_log, wait_for_port
 from performer.ui import pattern_text
 from rvae.checkpoint import load_checkpoint
 
@@ -241,7 +241,7 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
         assert wait_for_output(perf, "pattern 1 at"), perf.output()  # shown once it plays
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
         perf.send("/rvae/xy", *b)
-        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph()  # it took over
+        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph(jack_server)  # it took over
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         perf.close()
 
@@ -285,9 +285,12 @@ def shown(ckpt_path, z, density=()) -> str:
     return f"at z = ({at}), {len(p.steps)} hits:\n{pattern_text(p, ckpt.kit.names)}"
 
 
-def graph() -> str:
-    """What a failing wait shows besides the performer's output: every JACK port and its connections."""
-    return subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
+def graph(server: str, sent: MidiDump | None = None) -> str:
+    """What a failing wait shows besides the performer's output: every JACK port and its
+    connections, what the server said, and what left the test's own output (``sent``)."""
+    ports = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
+    out = f"\n--- jack_lsp -c:\n{ports}\n--- jackd:\n{server_log(server)}"
+    return out + (f"\n--- sent:\n{sent.lines()}" if sent is not None else "")
 
 
 def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
@@ -306,11 +309,13 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
     cc = ("--midi-in", "perf-cc-in", "--cc-x", "20", "--cc-y", "21", "--cc-density", "30")
     with (
         Heard("heard-cc") as rec,
-        Performer("perf-cc", CKPT_44, "--bpm", "160", "--z", *map(str, a), *cc) as perf,
+        Performer("perf-cc", CKPT_44, "--bpm", "160", "--z", *map(str, a), *cc, verbose=2) as perf,
         open_output("cc-knobs", "jack") as knobs,
+        MidiDump("cc-knobs-dump") as sent,  # what left the knobs, should a CC seem lost
     ):
         inp = wait_for_port("perf-cc-in:perf-cc-in", "input", timeout=10)
         connect(knobs.name, inp)
+        connect(knobs.name, sent.port)
         connect(perf.port, rec.port)
         assert wait_for_output(perf, "pattern 1 at z = (-2.00, -2.00)"), perf.output()
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
@@ -318,12 +323,12 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
         knobs.send(mido.Message("control_change", channel=0, control=20, value=127))
         knobs.send(mido.Message("control_change", channel=15, control=21, value=127))  # any channel
         # the console prints a pattern when it takes over (at the next bar at the latest)
-        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph()
+        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph(jack_server, sent)
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         knobs.send(mido.Message("control_change", channel=0, control=31, value=0))
         knobs.send(mido.Message("control_change", channel=0, control=32, value=127))
         # both controls reached the decoder and their pattern took over (not the one of CC 31 alone)
-        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), perf.output() + graph()
+        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), perf.output() + graph(jack_server, sent)
         restart_and_check_first_bar(perf, rec, pd, loop_steps)
         perf.close()  # a clean exit
 

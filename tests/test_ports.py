@@ -5,18 +5,23 @@ with wide margins."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import mido
 import pytest
 import rtmidi
+from conftest import REPO
 
-from performer.ports import OutputPort, backend, list_ports, open_input, open_output
+from performer.ports import QUEUE_BYTES, OutputPort, backend, list_ports, open_input, open_output
 from performer.testing import (  # the jack_server fixture comes from conftest.py: one server per session
     JACKD_ARGS,
     MidiClock,
@@ -325,11 +330,9 @@ def test_song_position_with_a_timebase_master():
 # --- the JACK server dies under an open output -------------------------------------------
 
 
-@jack
-def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog):
-    # without the watch, rtmidi's send spins forever holding the GIL once its ring buffer
-    # fills (~2300 messages after the server died): this test would hang, not fail
-    name = f"rvae-doomed-{os.getpid()}"
+@contextlib.contextmanager
+def second_server(name: str, monkeypatch) -> Iterator[subprocess.Popen]:
+    """A jackd of our own, this process (and its children) pointed at it: one to kill or freeze."""
     server = subprocess.Popen(
         [shutil.which("jackd"), "-n", name, *JACKD_ARGS],
         stdout=subprocess.DEVNULL,
@@ -342,6 +345,25 @@ def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog
         while subprocess.run(["jack_lsp"], capture_output=True).returncode != 0:
             assert server.poll() is None and time.monotonic() < deadline, "the second jackd did not start"
             time.sleep(0.05)
+        yield server
+    finally:
+        if server.poll() is None:  # stopped cleanly: a killed server keeps its slot in JACK's registry
+            server.send_signal(signal.SIGCONT)
+            server.terminate()
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        remove_semaphores(name)
+
+
+@jack
+def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog):
+    # without the watch, rtmidi's send spins forever holding the GIL once its ring buffer
+    # fills (~2300 messages after the server died): this test would hang, not fail
+    name = f"rvae-doomed-{os.getpid()}"
+    with second_server(name, monkeypatch) as server:
         out = open_output("rvae-doomed", api="jack")
         out.send(note_on(36))
         with caplog.at_level(logging.WARNING, logger="performer.ports"):
@@ -357,8 +379,91 @@ def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog
             "MIDI output 'rvae-doomed' lost (JACK server shut down): sends are dropped from now on"
         ]
         out.close()
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        remove_semaphores(name)
+
+
+# Sends into a frozen server, in a child process: if rtmidi spun holding the GIL, a thread of
+# the test's own could not even time it out.
+FROZEN_SENDER = """
+import sys, mido
+from performer.ports import open_output
+on = lambda n: mido.Message("note_on", channel=9, note=n, velocity=100)
+out = open_output("rvae-frozen", api="jack")
+print("open", flush=True)
+sys.stdin.readline()  # connected
+out.send(on(36))
+sys.stdin.readline()  # the server is frozen now
+for _ in range(3000):
+    out.send(on(38))
+out.send(mido.Message("note_off", channel=9, note=36, velocity=0))
+print("sent", flush=True)
+sys.stdin.readline()  # it runs again
+out.send(on(40))
+print("closing", flush=True)
+out.close()
+"""
+
+
+@jack
+def test_sends_to_a_frozen_server_are_dropped_not_a_frozen_process(monkeypatch):
+    """A JACK server that stops running cycles (SIGSTOP) without shutting down: rtmidi's queue
+    would fill and its send spin forever. The output drops what comes past half its queue, says
+    so, and when the server runs again sends the note-offs it dropped first: nothing sticks."""
+    name = f"rvae-frozen-{os.getpid()}"
+    with second_server(name, monkeypatch) as server, MidiDump("frozen-dump") as dump:
+        child = subprocess.Popen(
+            [sys.executable, "-c", FROZEN_SENDER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        try:
+            assert child.stdout.readline().strip() == "open"
+            connect("rvae-frozen:rvae-frozen", dump.port)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            deadline = time.monotonic() + 10
+            while not dump.events() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert [m for _, m in dump.events()] == [[0x99, 36, 100]]
+            server.send_signal(signal.SIGSTOP)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            said = []
+            timer = threading.Timer(10, child.kill)  # a frozen child never says "sent"
+            timer.start()
+            for line in child.stdout:
+                said.append(line.strip())
+                if line.strip() == "sent":
+                    break
+            timer.cancel()
+            assert said[-1:] == ["sent"], said
+            assert any("the JACK server has stalled" in s for s in said), said
+            server.send_signal(signal.SIGCONT)
+            time.sleep(0.2)  # a few cycles: the watch sees them
+            child.stdin.write("go\n")
+            child.stdin.close()
+            rest = child.stdout.read()
+            assert child.wait(10) == 0, rest
+            assert "the JACK server runs again" in rest and "messages were dropped" in rest, rest
+            deadline = time.monotonic() + 5
+            while [0x99, 40, 100] not in [m for _, m in dump.events()] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            heard = [m for _, m in dump.events()]
+            # at most what fitted in half the queue went on (JACK itself lost those here: the
+            # first cycle after the freeze delivered none); the rest was dropped
+            assert heard.count([0x99, 38, 100]) <= QUEUE_BYTES // 7 < 3000
+            # the note-off dropped while frozen went first once the server ran again
+            assert heard[heard.index([0x99, 40, 100]) - 1] == [0x89, 36, 0], heard[-5:]
+            sounding = set()
+            for status, note, velocity in heard:
+                if status == 0x99 and velocity:
+                    sounding.add(note)
+                elif status == 0x89:
+                    sounding.discard(note)
+            assert sounding == set(), f"left sounding: {sounding}"  # close switched off what went on
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
