@@ -9,6 +9,7 @@ together, and takes them down again in order. Behaviour lives in the modules it 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import math
 import signal
@@ -308,6 +309,9 @@ class Performance:
         # Event.wait holding its lock, and set() would deadlock on it.
         old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
         self._on_exit(lambda: signal.signal(signal.SIGTERM, old_term))
+        if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack, should a show ever seem stuck
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+            self._on_exit(lambda: faulthandler.unregister(signal.SIGUSR1))
         old_interval = sys.getswitchinterval()  # lowered before the threads start, restored once the ports are closed
         self._on_exit(lambda: sys.setswitchinterval(old_interval))
         clock = self._open_clock()  # Link's session is left after the clock thread and the ports stop

@@ -37,6 +37,7 @@ import fcntl
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -198,12 +199,14 @@ def restart_jack(name: str, down: float = 0.5) -> float:
     return time.perf_counter()
 
 
-def server_log(name: str, tail: int = 4000) -> str:
-    """The last ``tail`` characters our server ``name`` printed (for a failing test's message)."""
+def server_log(name: str, lines: int = 40) -> str:
+    """What our server ``name`` said went wrong (for a failing test's message): its first and
+    last ``lines`` lines of errors, XRuns and clients that did not finish a cycle."""
     if name not in _SERVERS:
         return ""
     with open(_SERVERS[name][2].name) as f:
-        return f.read()[-tail:]
+        bad = [ln for ln in f if re.search(r"error|XRun|not finished|timed out|fail", ln, re.IGNORECASE)]
+    return "".join(bad if len(bad) <= 2 * lines else [*bad[:lines], "...\n", *bad[-lines:]])
 
 
 def _serve(name: str, options: list[str]) -> Iterator[str]:

@@ -45,7 +45,7 @@ HELP = {
     "w_offset": "weight of the microtiming error",
     "epochs": "passes over the data (default: from the set's size)",
     "max_seconds": "stop after this many seconds, keeping the best model",
-    "batch_size": "at most this many loops per optimiser step (an epoch splits into equal batches)",
+    "batch_size": "loops per optimiser step",
     "lr": "peak learning rate",
     "kl_warmup": "share of training over which beta ramps up",
     "val_fraction": "share of files held out for validation",

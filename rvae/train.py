@@ -48,15 +48,8 @@ class TrainConfig:
             "(default: None: from the number of loops, see rvae.train.auto_updates)"
         },
     )
-    updates_per_loop: float = field(
-        default=12.0,
-        metadata={
-            "help": "without --updates or --epochs: optimiser steps per loop, at least 300 and at most 4000 "
-            "(default: 12.0)"
-        },
-    )
     max_seconds: float | None = None  # stop early (keeping the best) after this long
-    batch_size: int = 64  # at most: an epoch is split into equal batches of up to this many rows
+    batch_size: int = 64
     lr: float = 1e-2  # high, with one-cycle decay: small sets must converge in seconds
     kl_warmup: float = 0.3  # share of the updates over which beta ramps up from 0
     latent_noise: float = field(
@@ -91,9 +84,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "epochs", "updates", "batch_size", "threads")
-        check_at_least(
-            self, 0, "max_seconds", "lr", "updates_per_loop", "min_val_loops", "patience", "seed", "latent_noise"
-        )
+        check_at_least(self, 0, "max_seconds", "lr", "min_val_loops", "patience", "seed", "latent_noise")
         if self.epochs is not None and self.updates is not None:
             raise ConfigError("updates", self.updates, "cannot be given with epochs: give one of them")
         check_between(self, 0, 1, "kl_warmup")
@@ -116,15 +107,15 @@ def _split(ds: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> tuple[lis
     return [i for i in range(n) if i not in held], sorted(held)
 
 
-def auto_updates(loops: int, per_loop: float = TrainConfig.updates_per_loop) -> int:
-    """Optimiser steps when no epoch count is given: ``per_loop`` (12) per unique loop, at least 300
+def auto_updates(loops: int) -> int:
+    """Optimiser steps when no epoch count is given: about 12 per unique loop, at least 300
     (a dozen loops memorised in ~3 s) and at most 4000 (~45 s on 2 cores, whatever the set).
     R-VAE's 150 epochs over 64 loops are only 150 steps: too few once there are ~100 loops.
     The cap is not what holds fine grids back on a large set: on the Groove subset at 24 steps
     per quarter, 1 bar (12,803 training loops, seed 0, a third of the files held out), 8,000
     updates instead of 4,000 gave training onset F1 0.206 against 0.221 and held-out 0.145
     against 0.144 (the model kept is the best on validation either way)."""
-    return int(min(4000, max(300, round(per_loop * loops))))
+    return int(min(4000, max(300, 12 * loops)))
 
 
 @torch.no_grad()
@@ -214,13 +205,9 @@ def _fit(
     model = model.to(cfg.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     n = len(x_train)
-    per_epoch = math.ceil(n / min(cfg.batch_size, n))
-    # Equal batches: 70 rows (14 loops x 5) are two of 35, not one of 64 and a stray one of 6
-    # whose noisy step counts as a full update (half the updates of a small set's run).
-    batch = math.ceil(n / per_epoch)
-    updates = cfg.updates or (
-        continue_updates(len(ds.loops)) if init is not None else auto_updates(len(ds.loops), cfg.updates_per_loop)
-    )
+    batch = min(cfg.batch_size, n)
+    per_epoch = math.ceil(n / batch)
+    updates = cfg.updates or (continue_updates(len(ds.loops)) if init is not None else auto_updates(len(ds.loops)))
     epochs = cfg.epochs or max(1, math.ceil(updates / per_epoch))
     total = epochs * per_epoch
     warmup = max(1, int(cfg.kl_warmup * total))
@@ -252,8 +239,8 @@ def _fit(
             for epoch in bar:
                 order = torch.randperm(n, generator=gen)
                 sums = dict.fromkeys(("onset_bce", "velocity_se", "offset_se", "kl"), 0.0)
-                for rows in torch.tensor_split(order, per_epoch):
-                    xb = x_train[rows]
+                for b in range(per_epoch):
+                    xb = x_train[order[b * batch : (b + 1) * batch]]
                     parts = model.loss(
                         xb, kl_weight=min(1.0, step / warmup), generator=gen, latent_noise=cfg.latent_noise
                     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -241,7 +242,7 @@ def test_osc_xy_changes_the_pattern_that_plays(jack_server):
         assert wait_for_output(perf, "pattern 1 at"), perf.output()  # shown once it plays
         restart_and_check_first_bar(perf, rec, pa, loop_steps)
         perf.send("/rvae/xy", *b)
-        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph(jack_server)  # it took over
+        assert wait_for_output(perf, shown(CKPT_44, b)), diagnose(perf, jack_server)  # it took over
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         perf.close()
 
@@ -285,11 +286,15 @@ def shown(ckpt_path, z, density=()) -> str:
     return f"at z = ({at}), {len(p.steps)} hits:\n{pattern_text(p, ckpt.kit.names)}"
 
 
-def graph(server: str, sent: MidiDump | None = None) -> str:
-    """What a failing wait shows besides the performer's output: every JACK port and its
-    connections, what the server said, and what left the test's own output (``sent``)."""
+def diagnose(perf, server: str, sent: MidiDump | None = None) -> str:
+    """What a failing wait shows: the performer's output with every thread's stack (SIGUSR1),
+    every JACK port and its connections, what the server said went wrong, and what left the
+    test's own output (``sent``)."""
+    if perf.proc.poll() is None:
+        perf.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
     ports = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
-    out = f"\n--- jack_lsp -c:\n{ports}\n--- jackd:\n{server_log(server)}"
+    out = f"{perf.output()}\n--- jack_lsp -c:\n{ports}\n--- jackd:\n{server_log(server)}"
     return out + (f"\n--- sent:\n{sent.lines()}" if sent is not None else "")
 
 
@@ -323,12 +328,12 @@ def test_midi_cc_moves_the_cursor_with_the_internal_clock(jack_server):
         knobs.send(mido.Message("control_change", channel=0, control=20, value=127))
         knobs.send(mido.Message("control_change", channel=15, control=21, value=127))  # any channel
         # the console prints a pattern when it takes over (at the next bar at the latest)
-        assert wait_for_output(perf, shown(CKPT_44, b)), perf.output() + graph(jack_server, sent)
+        assert wait_for_output(perf, shown(CKPT_44, b)), diagnose(perf, jack_server, sent)
         restart_and_check_first_bar(perf, rec, pb, loop_steps)
         knobs.send(mido.Message("control_change", channel=0, control=31, value=0))
         knobs.send(mido.Message("control_change", channel=0, control=32, value=127))
         # both controls reached the decoder and their pattern took over (not the one of CC 31 alone)
-        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), perf.output() + graph(jack_server, sent)
+        assert wait_for_output(perf, shown(CKPT_44, b, (0.0, -1.0, 1.0))), diagnose(perf, jack_server, sent)
         restart_and_check_first_bar(perf, rec, pd, loop_steps)
         perf.close()  # a clean exit
 
