@@ -310,8 +310,11 @@ class Performance:
         old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
         self._on_exit(lambda: signal.signal(signal.SIGTERM, old_term))
         if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack, should a show ever seem stuck
-            faulthandler.register(signal.SIGUSR1, all_threads=True)
-            self._on_exit(lambda: faulthandler.unregister(signal.SIGUSR1))
+            try:  # onto the process's own standard error: a replaced sys.stderr may have no file descriptor
+                faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+                self._on_exit(lambda: faulthandler.unregister(signal.SIGUSR1))
+            except (AttributeError, ValueError, OSError):  # no standard error at all (pythonw): no stacks
+                pass
         old_interval = sys.getswitchinterval()  # lowered before the threads start, restored once the ports are closed
         self._on_exit(lambda: sys.setswitchinterval(old_interval))
         clock = self._open_clock()  # Link's session is left after the clock thread and the ports stop
