@@ -9,11 +9,13 @@ on a clock pulse, so the number of pulses seen before a note says which step it 
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import mido
@@ -294,7 +296,12 @@ def diagnose(perf, server: str, sent: MidiDump | None = None) -> str:
         perf.proc.send_signal(signal.SIGUSR1)
         time.sleep(0.5)
     ports = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout
+    with tempfile.TemporaryFile("w+") as f:  # this process's threads too: its recorders' callbacks run Python
+        faulthandler.dump_traceback(f, all_threads=True)
+        f.seek(0)
+        here = f.read()
     out = f"{perf.output()}\n--- jack_lsp -c:\n{ports}\n--- jackd:\n{server_log(server)}"
+    out += f"\n--- the test's threads:\n{here}"
     return out + (f"\n--- sent:\n{sent.lines()}" if sent is not None else "")
 
 
