@@ -10,6 +10,7 @@ on a clock pulse, so the number of pulses seen before a note says which step it 
 from __future__ import annotations
 
 import faulthandler
+import glob
 import os
 import re
 import signal
@@ -288,6 +289,20 @@ def shown(ckpt_path, z, density=()) -> str:
     return f"at z = ({at}), {len(p.steps)} hits:\n{pattern_text(p, ckpt.kit.names)}"
 
 
+def tasks(pid: int) -> list[str]:
+    """Each thread of process ``pid`` as the kernel sees it: name, state, where it sleeps."""
+    rows = []
+    for task in sorted(glob.glob(f"/proc/{pid}/task/*")):
+        try:
+            comm = open(f"{task}/comm").read().strip()
+            state = open(f"{task}/stat").read().rsplit(")", 1)[1].split()[0]
+            wchan = open(f"{task}/wchan").read().strip()
+        except OSError:
+            continue
+        rows.append(f"{task.rsplit('/', 1)[1]} {comm} {state} {wchan}")
+    return rows
+
+
 def diagnose(perf, server: str, sent: MidiDump | None = None) -> str:
     """What a failing wait shows: the performer's output with every thread's stack (SIGUSR1),
     every JACK port and its connections, what the server said went wrong, and what left the
@@ -302,6 +317,8 @@ def diagnose(perf, server: str, sent: MidiDump | None = None) -> str:
         here = f.read()
     out = f"{perf.output()}\n--- jack_lsp -c:\n{ports}\n--- jackd:\n{server_log(server)}"
     out += f"\n--- the test's threads:\n{here}"
+    for pid, who in ((perf.proc.pid, "performer"), (os.getpid(), "test")):  # every thread, C ones too
+        out += f"\n--- {who} tasks (comm, state, wchan):\n" + "\n".join(tasks(pid))
     return out + (f"\n--- sent:\n{sent.lines()}" if sent is not None else "")
 
 
