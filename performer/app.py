@@ -309,12 +309,12 @@ class Performance:
         # Event.wait holding its lock, and set() would deadlock on it.
         old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
         self._on_exit(lambda: signal.signal(signal.SIGTERM, old_term))
-        if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack, should a show ever seem stuck
-            try:  # onto the process's own standard error: a replaced sys.stderr may have no file descriptor
+        # `kill -USR1 PID`: every thread's stack, should a show ever seem stuck; onto the process's
+        # own standard error (a replaced sys.stderr may have no file descriptor; pythonw has none)
+        if hasattr(signal, "SIGUSR1") and sys.__stderr__ is not None:
+            with contextlib.suppress(ValueError, OSError):
                 faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
                 self._on_exit(lambda: faulthandler.unregister(signal.SIGUSR1))
-            except (AttributeError, ValueError, OSError):  # no standard error at all (pythonw): no stacks
-                pass
         old_interval = sys.getswitchinterval()  # lowered before the threads start, restored once the ports are closed
         self._on_exit(lambda: sys.setswitchinterval(old_interval))
         clock = self._open_clock()  # Link's session is left after the clock thread and the ports stop
