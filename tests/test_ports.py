@@ -358,27 +358,92 @@ def second_server(name: str, monkeypatch) -> Iterator[subprocess.Popen]:
         remove_semaphores(name)
 
 
+# The test's own process never opens a client on a second server: libjack keeps one server's
+# shared state per process, and a client opened in it after the second server died stalled
+# the session server's every cycle (the CC test then lost its CCs, 1 full run in ~15).
+DOOMED_SENDER = """
+import logging, sys, time, mido
+from performer.ports import open_output
+logging.basicConfig(format="%(message)s")
+on = mido.Message("note_on", channel=9, note=36, velocity=100)
+out = open_output("rvae-doomed", api="jack")
+out.send(on)
+print("open", flush=True)
+sys.stdin.readline()  # the server is gone now
+deadline = time.monotonic() + 5
+while not out.lost and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("lost" if out.lost else "not lost", flush=True)
+for _ in range(5000):  # more than rtmidi's ring buffer holds
+    out.send(on)
+print("sent", flush=True)
+out.close()
+"""
+
+
+def child(script: str) -> subprocess.Popen:
+    """``python -c script`` with this checkout importable, talking through its stdin and stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+
+
+def tell(proc: subprocess.Popen, last: bool = False) -> None:
+    """Let the child go on to its next step (``last``: and close its input)."""
+    proc.stdin.write("go\n")
+    if last:
+        proc.stdin.close()
+    else:
+        proc.stdin.flush()
+
+
+def said_until(proc: subprocess.Popen, last: str, timeout: float = 10.0) -> list[str]:
+    """The lines ``proc`` prints up to ``last``; a process that hangs is killed after ``timeout``."""
+    said = []
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            said.append(line.strip())
+            if line.strip() == last:
+                break
+    finally:
+        timer.cancel()
+    return said
+
+
+@contextlib.contextmanager
+def running(script: str) -> Iterator[subprocess.Popen]:
+    proc = child(script)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @jack
-def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch, caplog):
+def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch):
     # without the watch, rtmidi's send spins forever holding the GIL once its ring buffer
-    # fills (~2300 messages after the server died): this test would hang, not fail
+    # fills (~2300 messages after the server died): the child would hang and be killed
     name = f"rvae-doomed-{os.getpid()}"
-    with second_server(name, monkeypatch) as server:
-        out = open_output("rvae-doomed", api="jack")
-        out.send(note_on(36))
-        with caplog.at_level(logging.WARNING, logger="performer.ports"):
-            server.send_signal(signal.SIGTERM)
-            server.wait(5)
-            deadline = time.monotonic() + 5
-            while not out.lost and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert out.lost
-            for _ in range(5000):  # more than the ring buffer holds
-                out.send(note_on(36))
-        assert [r.getMessage() for r in caplog.records if "lost" in r.getMessage()] == [
+    with second_server(name, monkeypatch) as server, running(DOOMED_SENDER) as sender:
+        assert said_until(sender, "open")[-1:] == ["open"]
+        server.send_signal(signal.SIGTERM)
+        server.wait(5)
+        tell(sender, last=True)
+        said = said_until(sender, "sent")
+        assert said[-2:] == ["lost", "sent"], said
+        assert [s for s in said if "lost (" in s] == [
             "MIDI output 'rvae-doomed' lost (JACK server shut down): sends are dropped from now on"
         ]
-        out.close()
+        assert sender.wait(10) == 0
 
 
 # Sends into a frozen server, in a child process: if rtmidi spun holding the GIL, a thread of
@@ -409,61 +474,38 @@ def test_sends_to_a_frozen_server_are_dropped_not_a_frozen_process(monkeypatch):
     would fill and its send spin forever. The output drops what comes past half its queue, says
     so, and when the server runs again sends the note-offs it dropped first: nothing sticks."""
     name = f"rvae-frozen-{os.getpid()}"
-    with second_server(name, monkeypatch) as server, MidiDump("frozen-dump") as dump:
-        child = subprocess.Popen(
-            [sys.executable, "-c", FROZEN_SENDER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(REPO)),
-        )
-        try:
-            assert child.stdout.readline().strip() == "open"
-            connect("rvae-frozen:rvae-frozen", dump.port)
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            deadline = time.monotonic() + 10
-            while not dump.events() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert [m for _, m in dump.events()] == [[0x99, 36, 100]]
-            server.send_signal(signal.SIGSTOP)
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            said = []
-            timer = threading.Timer(10, child.kill)  # a frozen child never says "sent"
-            timer.start()
-            for line in child.stdout:
-                said.append(line.strip())
-                if line.strip() == "sent":
-                    break
-            timer.cancel()
-            assert said[-1:] == ["sent"], said
-            assert any("the JACK server has stalled" in s for s in said), said
-            server.send_signal(signal.SIGCONT)
-            time.sleep(0.2)  # a few cycles: the watch sees them
-            child.stdin.write("go\n")
-            child.stdin.close()
-            rest = child.stdout.read()
-            assert child.wait(10) == 0, rest
-            assert "the JACK server runs again" in rest and "messages were dropped" in rest, rest
-            deadline = time.monotonic() + 5
-            while [0x99, 40, 100] not in [m for _, m in dump.events()] and time.monotonic() < deadline:
-                time.sleep(0.02)
-            heard = [m for _, m in dump.events()]
-            # at most what fitted in half the queue went on (JACK itself lost those here: the
-            # first cycle after the freeze delivered none); the rest was dropped
-            assert heard.count([0x99, 38, 100]) <= QUEUE_BYTES // 7 < 3000
-            # the note-off dropped while frozen went first once the server ran again
-            assert heard[heard.index([0x99, 40, 100]) - 1] == [0x89, 36, 0], heard[-5:]
-            sounding = set()
-            for status, note, velocity in heard:
-                if status == 0x99 and velocity:
-                    sounding.add(note)
-                elif status == 0x89:
-                    sounding.discard(note)
-            assert sounding == set(), f"left sounding: {sounding}"  # close switched off what went on
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    with second_server(name, monkeypatch) as server, MidiDump("frozen-dump") as dump, running(FROZEN_SENDER) as sender:
+        assert said_until(sender, "open")[-1:] == ["open"]
+        connect("rvae-frozen:rvae-frozen", dump.port)
+        tell(sender)
+        deadline = time.monotonic() + 10
+        while not dump.events() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [m for _, m in dump.events()] == [[0x99, 36, 100]]
+        server.send_signal(signal.SIGSTOP)
+        tell(sender)
+        said = said_until(sender, "sent")  # a frozen child never says it
+        assert said[-1:] == ["sent"], said
+        assert any("the JACK server has stalled" in s for s in said), said
+        server.send_signal(signal.SIGCONT)
+        time.sleep(0.2)  # a few cycles: the watch sees them
+        tell(sender, last=True)
+        rest = sender.stdout.read()
+        assert sender.wait(10) == 0, rest
+        assert "the JACK server runs again" in rest and "messages were dropped" in rest, rest
+        deadline = time.monotonic() + 5
+        while [0x99, 40, 100] not in [m for _, m in dump.events()] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        heard = [m for _, m in dump.events()]
+        # at most what fitted in half the queue went on (JACK itself lost those here: the
+        # first cycle after the freeze delivered none); the rest was dropped
+        assert heard.count([0x99, 38, 100]) <= QUEUE_BYTES // 7 < 3000
+        # the note-off dropped while frozen went first once the server ran again
+        assert heard[heard.index([0x99, 40, 100]) - 1] == [0x89, 36, 0], heard[-5:]
+        sounding = set()
+        for status, note, velocity in heard:
+            if status == 0x99 and velocity:
+                sounding.add(note)
+            elif status == 0x89:
+                sounding.discard(note)
+        assert sounding == set(), f"left sounding: {sounding}"  # close switched off what went on
