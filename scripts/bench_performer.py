@@ -47,6 +47,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,56 @@ def external(bpm: float, seconds: float) -> dict:
     }
 
 
+@dataclass
+class PeerTimeline:
+    """The peer's bar lines around its tempo change: beat times before it at ``bpm`` from
+    ``bar0`` (rvae's beat 0), after it at ``faster`` from ``bar_after``."""
+
+    bpm: float
+    faster: float
+    bar0: float
+    changed: float
+    bar_after: float
+
+    @property
+    def after_beat(self) -> int:
+        """rvae's beat of ``bar_after``: the first bar line after the change."""
+        return (math.floor((self.changed - self.bar0) / (4 * 60.0 / self.bpm)) + 1) * 4
+
+    def ideal(self, b: float) -> float:
+        """When rvae's beat ``b`` falls on the peer's timeline."""
+        old = self.bar0 + b * 60.0 / self.bpm
+        return old if old < self.changed else self.bar_after + (b - self.after_beat) * 60.0 / self.faster
+
+    def nearest(self, t: float) -> int:
+        """The pulse nearest ``t``, when the capture missed some."""
+        if t < self.changed:
+            return round((t - self.bar0) / (60.0 / self.bpm) * 24)
+        return self.after_beat * 24 + round((t - self.bar_after) / (60.0 / self.faster) * 24)
+
+
+def _start_and_change_tempo(perf, peer, ports: list[str], half: float, move: bool, bpm: float, faster: float):
+    """Connect rvae to ``ports``, start the peer once rvae waits for it, play ``half`` seconds,
+    move the peer's tempo to ``faster``, play ``half`` more; the peer's timeline."""
+    from performer.testing import connect
+
+    for port in ports:
+        connect(perf.port, port)
+    deadline = time.monotonic() + 10
+    while "waiting for a peer's start" not in perf.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    asked = time.perf_counter()
+    peer.ask("play")
+    bar0 = peer.ask("bars", asked, 1)["times"][0]
+    _play_for(perf, half, move)
+    t = time.perf_counter()
+    peer.ask("tempo", faster)
+    changed = (t + time.perf_counter()) / 2
+    bar_after = peer.ask("bars", changed, 1)["times"][0]
+    _play_for(perf, half, move)
+    return PeerTimeline(bpm, faster, bar0, changed, bar_after)
+
+
 def _play_for(perf, seconds: float, move: bool) -> None:
     """Wait ``seconds``; with ``move``, circle the cursor over OSC 30 times a second meanwhile."""
     end, k = time.monotonic() + seconds, 0
@@ -238,7 +289,7 @@ def link(bpm: float, seconds: float, move: bool = False, window: bool = False) -
     bar line plus b beats at the tempo then (a tempo change keeps the bar lines' phase: the
     first bar line after it is beat (m + 1) * 4)."""
     from performer.link_peer import LinkPeer
-    from performer.testing import MidiDump, Performer, TimedCapture, connect
+    from performer.testing import MidiDump, Performer, TimedCapture
 
     name = f"link-{int(bpm)}{'-soak' if move else ''}"
     faster = round(bpm * 1.1, 2)
@@ -249,20 +300,7 @@ def link(bpm: float, seconds: float, move: bool = False, window: bool = False) -
     ):
         perf = Performer(f"perf-{name}", CKPT, "--clock", "link", window=window)
         try:
-            connect(perf.port, cap.port)
-            connect(perf.port, dump.port)
-            deadline = time.monotonic() + 10
-            while "waiting for a peer's start" not in perf.output() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            asked = time.perf_counter()
-            peer.ask("play")
-            bar0 = peer.ask("bars", asked, 1)["times"][0]
-            _play_for(perf, seconds / 2, move)
-            t = time.perf_counter()
-            peer.ask("tempo", faster)
-            changed = (t + time.perf_counter()) / 2
-            bar_after = peer.ask("bars", changed, 1)["times"][0]
-            _play_for(perf, seconds / 2, move)
+            line = _start_and_change_tempo(perf, peer, [cap.port, dump.port], seconds / 2, move, bpm, faster)
             peer.ask("stop")
             time.sleep(0.5)
         finally:
@@ -270,17 +308,7 @@ def link(bpm: float, seconds: float, move: bool = False, window: bool = False) -
         time.sleep(0.3)
         captured = cap.close()
         heard = after_last_start(dump.events())
-    beat = 60.0 / bpm
-    after_bar = (math.floor((changed - bar0) / (4 * beat)) + 1) * 4  # rvae's beat of bar_after
-
-    def ideal(b: float) -> float:
-        old = bar0 + b * beat
-        return old if old < changed else bar_after + (b - after_bar) * 60.0 / faster
-
-    def nearest(t: float) -> int:  # the pulse nearest t, when the capture missed some
-        if t < changed:
-            return round((t - bar0) / beat * 24)
-        return after_bar * 24 + round((t - bar_after) / (60.0 / faster) * 24)
+    ideal, nearest, bar0 = line.ideal, line.nearest, line.bar0
 
     events = after_last_start(captured["events"])
     by_count = not captured["missed_cycles"]
@@ -328,7 +356,7 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
     the first note-on captured, and to the first within 2 periods of its ideal time."""
     from performer.link_peer import LinkPeer
     from performer.rig_capture import RestartCapture
-    from performer.testing import MidiDump, Performer, _stop, connect, restart_jack
+    from performer.testing import MidiDump, Performer, _stop, restart_jack
 
     name = "link-restart"
     faster = round(bpm * 1.1, 2)
@@ -345,20 +373,7 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
     with LinkPeer(bpm=bpm, quantum=4) as peer, RestartCapture(f"cap-{name}") as cap:
         perf = Performer(f"perf-{name}", CKPT, "--clock", "link", window=True)
         try:
-            connect(perf.port, cap.port)
-            connect(perf.port, dumps[0].port)
-            deadline = time.monotonic() + 10
-            while "waiting for a peer's start" not in perf.output() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            asked = time.perf_counter()
-            peer.ask("play")
-            bar0 = peer.ask("bars", asked, 1)["times"][0]
-            _play_for(perf, restart_at / 2, True)
-            t = time.perf_counter()
-            peer.ask("tempo", faster)
-            changed = (t + time.perf_counter()) / 2
-            bar_after = peer.ask("bars", changed, 1)["times"][0]
-            _play_for(perf, restart_at / 2, True)
+            line = _start_and_change_tempo(perf, peer, [cap.port, dumps[0].port], restart_at / 2, True, bpm, faster)
             restarting = threading.Thread(target=restart)
             restarting.start()
             _play_for(perf, seconds - restart_at, True)
@@ -382,17 +397,7 @@ def link_restart(bpm: float, seconds: float, restart_at: float, server: str) -> 
         heard = [after_last_start(dumps[0].events()), *(d.events() for d in dumps[1:])]
     for d in dumps:
         d.close()
-    beat = 60.0 / bpm
-    after_bar = (math.floor((changed - bar0) / (4 * beat)) + 1) * 4
-
-    def ideal(b: float) -> float:
-        old = bar0 + b * beat
-        return old if old < changed else bar_after + (b - after_bar) * 60.0 / faster
-
-    def nearest(t: float) -> int:
-        if t < changed:
-            return round((t - bar0) / beat * 24)
-        return after_bar * 24 + round((t - bar_after) / (60.0 / faster) * 24)
+    ideal, nearest, bar0 = line.ideal, line.nearest, line.bar0
 
     sessions = captured["sessions"]
     period = PERIOD_FRAMES / RATE
