@@ -728,6 +728,5 @@ class CCMap:
             axis = 1
         else:
             return False
-        st = controls.move_axis(axis, (msg.value / 127.0 * 2.0 - 1.0) * controls.get().extent)
-        logger.debug("CC %d = %d: cursor at (%+.2f, %+.2f)", msg.control, msg.value, *st.z)
+        controls.move_axis(axis, (msg.value / 127.0 * 2.0 - 1.0) * controls.get().extent)
         return True

@@ -31,7 +31,10 @@ Failure. A send that fails (rtmidi error, port or JACK server gone) marks the po
 never sees an exception from the port. On JACK a dead server does not fail a send: rtmidi
 queues into a ring buffer nobody drains and, once it is full, spins forever holding the
 GIL (measured: the whole process freezes after ~2300 messages). So a JACK output also
-registers a port-less watch client whose shutdown callback marks the port lost first.
+registers a port-less watch client whose shutdown callback marks the port lost first. A
+server that stalls without shutting down (frozen, SIGSTOP) sends no shutdown: the output
+also drops what comes past QUEUE_BYTES queued since the server's last cycle, and sends the
+note-offs it dropped once cycles run again.
 """
 
 from __future__ import annotations
@@ -279,7 +282,7 @@ class _JackWatch:
         """The frame at which the server's current cycle began: it moves once a cycle while
         the server runs (the engine's shared counter: our client need not be active)."""
         client = self._client
-        return self._lib.jack_last_frame_time(client) if client else -1
+        return _LAST_FRAME_TIME(client) if client and _LAST_FRAME_TIME is not None else -1
 
     def ports(self, pattern: str | None = None, flags: int = 0) -> list[str]:
         """Full names of the JACK MIDI ports matching the regular expression ``pattern`` with
@@ -345,6 +348,7 @@ def jack_client(name: str) -> _JackWatch | None:
 
 
 _LIBJACK: ctypes.CDLL | None = None
+_LAST_FRAME_TIME: Callable[[int], int] | None = None  # jack_last_frame_time, keeping the GIL
 
 
 def _libjack() -> ctypes.CDLL:
@@ -356,7 +360,7 @@ def _libjack() -> ctypes.CDLL:
         lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _JackShutdown, ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
-        for fn in ("jack_get_buffer_size", "jack_get_sample_rate", "jack_last_frame_time"):
+        for fn in ("jack_get_buffer_size", "jack_get_sample_rate"):
             getattr(lib, fn).argtypes = [ctypes.c_void_p]
             getattr(lib, fn).restype = ctypes.c_uint32
         lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
@@ -367,6 +371,11 @@ def _libjack() -> ctypes.CDLL:
         lib.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
         lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        # Read on the clock thread before every send: a lock-free read of shared memory, so
+        # through PyDLL, which keeps the GIL (CDLL would let it go and wait to get it back).
+        global _LAST_FRAME_TIME
+        _LAST_FRAME_TIME = ctypes.PyDLL(lib._name).jack_last_frame_time
+        _LAST_FRAME_TIME.argtypes, _LAST_FRAME_TIME.restype = [ctypes.c_void_p], ctypes.c_uint32
         _LIBJACK = lib
     return _LIBJACK
 
