@@ -17,18 +17,16 @@ time between one's "lost" and the next's "opened" is the gap with no data.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import signal
 import sys
 import threading
 import time
 
-from performer.testing import TimedCapture, _MidiEvent, _Process
+from performer.testing import TimedCapture, _jack_lib, _MidiEvent, _Process, _Shutdown
 
 __all__ = ["RestartCapture"]
 
-_Shutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 REOPEN_POLL = 0.005  # seconds between tries while the server is away: the gap's resolution
 
 
@@ -42,35 +40,9 @@ class RestartCapture(TimedCapture):
         super().__init__(name)
 
 
-def _lib() -> ctypes.CDLL:
-    lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
-    lib.jack_client_open.restype = ctypes.c_void_p
-    lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-    lib.jack_port_register.restype = ctypes.c_void_p
-    lib.jack_port_register.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_char_p,
-        ctypes.c_char_p,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-    ]
-    lib.jack_set_process_callback.argtypes = [ctypes.c_void_p, _Process, ctypes.c_void_p]
-    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _Shutdown, ctypes.c_void_p]
-    lib.jack_port_get_buffer.restype = ctypes.c_void_p
-    lib.jack_port_get_buffer.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    lib.jack_midi_get_event_count.restype = ctypes.c_uint32
-    lib.jack_midi_get_event_count.argtypes = [ctypes.c_void_p]
-    lib.jack_midi_event_get.argtypes = [ctypes.POINTER(_MidiEvent), ctypes.c_void_p, ctypes.c_uint32]
-    lib.jack_get_time.restype = ctypes.c_uint64
-    lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p] * 5
-    for fn in ("jack_activate", "jack_deactivate", "jack_client_close"):
-        getattr(lib, fn).argtypes = [ctypes.c_void_p]
-    return lib
-
-
 def _capture(name: str, out_path: str) -> None:
     """The capturing process: record, across server restarts, until SIGINT; then write JSON."""
-    lib = _lib()
+    lib = _jack_lib()
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG: end with the parent
     events: list = []
     sessions: list[dict] = []

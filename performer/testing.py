@@ -579,8 +579,11 @@ class TimedCapture:
                 pass  # already failing, or closed by an interrupt: only clean up
 
 
-def _capture(name: str, out_path: str) -> None:
-    """The capturing process (see TimedCapture): record until SIGINT, then write JSON."""
+_Shutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _jack_lib() -> ctypes.CDLL:
+    """libjack with the signatures a capture process calls (here and performer.rig_capture)."""
     lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
     lib.jack_client_open.restype = ctypes.c_void_p
     lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
@@ -593,6 +596,7 @@ def _capture(name: str, out_path: str) -> None:
         ctypes.c_ulong,
     ]
     lib.jack_set_process_callback.argtypes = [ctypes.c_void_p, _Process, ctypes.c_void_p]
+    lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _Shutdown, ctypes.c_void_p]
     lib.jack_port_get_buffer.restype = ctypes.c_void_p
     lib.jack_port_get_buffer.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     lib.jack_midi_get_event_count.restype = ctypes.c_uint32
@@ -602,6 +606,12 @@ def _capture(name: str, out_path: str) -> None:
     lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p] * 5
     for fn in ("jack_activate", "jack_deactivate", "jack_client_close"):
         getattr(lib, fn).argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _capture(name: str, out_path: str) -> None:
+    """The capturing process (see TimedCapture): record until SIGINT, then write JSON."""
+    lib = _jack_lib()
     # end with the parent, even one killed outright: SIGINT, which sigwait below takes
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
     status = ctypes.c_int(0)

@@ -203,8 +203,8 @@ def test_named_destination_back_after_a_restart_is_connected_again_not_replaced(
 
 @slow
 def test_midi_out_naming_no_port_says_it_made_one(jack_server):
-    said = "no MIDI destination's name contains 'perf-named': made the output perf-named"
-    with Performer("perf-named", CKPT_44, "--bpm", "120") as perf:
+    said = "no MIDI destination's name contains 'perf-made-up': made the output perf-made-up"
+    with Performer("perf-made-up", CKPT_44, "--bpm", "120") as perf:  # no other test's port contains it
         # the port is there a moment before the line is: a SIGTERM at once (a loaded machine)
         # would end the performer before it said anything
         assert wait_for_output(perf, said), perf.output()
