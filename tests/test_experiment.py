@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -119,6 +122,44 @@ def test_ctrl_c_during_training_stops_the_study_and_resume_runs_that_run_again(t
     assert [r["status"] for r in kept] == ["ok"]
     resumed = run_experiment(load_experiment(cfg.source))
     assert resumed.ran == 7 and resumed.skipped == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="workers end with the study through Linux's PR_SET_PDEATHSIG")
+def test_a_study_killed_by_sigterm_takes_its_workers_with_it(tmp_path):
+    """`kill PID` (a terminal closed, a job scheduler's time limit) once left the pool's workers
+    training for nobody, each holding a core."""
+    long = TINY.replace("jobs = 1", "jobs = 2").replace("epochs = 3", "epochs = 100000")
+    study = subprocess.Popen([sys.executable, "-m", "rvae", "experiment", str(write_config(tmp_path, long))])
+    try:
+        workers = wait_for(lambda: children(study.pid) if len(children(study.pid)) >= 2 else None, 60)
+        assert workers, "the study started no workers"
+    finally:
+        study.send_signal(signal.SIGTERM)
+        study.wait(10)
+    assert wait_for(lambda: not [p for p in workers if Path(f"/proc/{p}").exists()], 10), "workers outlived the study"
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc): the pool's workers and its resource tracker."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def wait_for(cond, timeout: float):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if value := cond():
+            return value
+        time.sleep(0.1)
+    return cond()
 
 
 @pytest.mark.slow

@@ -5,12 +5,16 @@ resumes."""
 from __future__ import annotations
 
 import csv
+import ctypes
 import dataclasses
 import hashlib
 import io
 import itertools
 import json
 import logging
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -235,7 +239,13 @@ def run_one(run: Run, generation: bool = True) -> dict:
     return row
 
 
-def _worker_init() -> None:
+def _worker_init(study: int) -> None:
+    if sys.platform == "linux":
+        # End with the study: a parent killed by SIGTERM or SIGKILL (only Ctrl-C reaches the
+        # workers too) left them training for nobody, each holding a core.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != study:  # it died while this worker was starting
+            os._exit(1)
     # One thread per worker: torch's default (every core) oversubscribes the CPU when
     # several workers each start as many threads as there are cores.
     import torch
@@ -321,7 +331,9 @@ class LocalPool:
             return
         # spawn, not fork: a forked child of a process that already ran torch can hang on
         # its inherited thread pool.
-        with ProcessPoolExecutor(min(self.jobs, len(runs)), get_context("spawn"), initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            min(self.jobs, len(runs)), get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+        ) as pool:
             pending: set[Future] = {pool.submit(run_one, run, generation) for run in runs}
             try:
                 while pending:
