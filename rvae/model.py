@@ -31,7 +31,7 @@ class VAEConfig:
     steps: int = 96  # columns of a Groove (the grid's steps per loop)
     hidden: int = 256  # width of every hidden layer; R-VAE uses 512, 256 keeps the file under 10 MB
     latent_dim: int = 2  # 2 = a plane the performer can walk on
-    beta: float = 0.2  # weight of the KL term; small, since we want to reconstruct a few loops well
+    beta: float = 1.0  # weight of the KL term (the defaults study, README: 0.2 copied more, 2 fit slower)
     w_velocity: float = 1.0  # weight of the velocity error against onset BCE
     w_offset: float = 1.0  # weight of the microtiming error
     # Dropout on every hidden layer while training (none at inference). It adds no weights, so

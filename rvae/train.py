@@ -18,6 +18,7 @@ from rvae.checkpoint import Checkpoint, TrainSummary, extent_of, load_checkpoint
 from rvae.dataset import DataConfig, Dataset, find_midi_files, load_dataset, load_loops
 from rvae.errors import ConfigError, UserError, check_at_least, check_between
 from rvae.groove import Groove, pack_hits, stack
+from rvae.metrics import onset_scores
 from rvae.model import GrooveVAE, VAEConfig, total_loss
 from rvae.text import counted
 
@@ -34,6 +35,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+LR = 0.0015  # peak learning rate from scratch with no files held out: the defaults study's (README)
+FAST_LR = 0.01  # continuing (100-300 updates must learn new loops), or a set large enough to hold files out
+PASSES = 4000  # the automatic plan: each loop seen this many times...
+MAX_UPDATES = 8000  # ...in at most this many optimiser steps, stopping once the loops fit (fit_f1)
+MAX_UPDATES_HELD_OUT = 4000  # with files held out, which choose the model: more did not help
+
+
 class NoDataError(UserError):
     """Nothing usable to train on; the message says why."""
 
@@ -45,13 +53,28 @@ class TrainConfig:
         default=None,
         metadata={
             "help": "optimiser steps, rounded up to whole epochs; not with --epochs "
-            "(default: None: from the number of loops, see rvae.train.auto_updates)"
+            "(default: None: each loop seen up to 4000 times, at most 8000 steps, see rvae.train.auto_epochs)"
+        },
+    )
+    # A space that copies less (the defaults study, README): fitting the loops sharper than
+    # this makes whole regions of the space play one training loop unchanged.
+    fit_f1: float = field(
+        default=0.955,
+        metadata={
+            "help": "with no files held out: stop once the training loops' onset F1 through the mean of z "
+            "reaches this, after the KL warm-up; 0 trains every update (default: 0.955)"
         },
     )
     max_seconds: float | None = None  # stop early (keeping the best) after this long
-    batch_size: int = 64
-    lr: float = 1e-2  # high, with one-cycle decay: small sets must converge in seconds
-    kl_warmup: float = 0.3  # share of the updates over which beta ramps up from 0
+    batch_size: int = 64  # at most: an epoch is split into equal batches of up to this many loops
+    lr: float | None = field(
+        default=None,
+        metadata={
+            "help": f"peak learning rate (default: None: {LR} from scratch, {FAST_LR} when continuing "
+            "from a model or when files are held out)"
+        },
+    )
+    kl_warmup: float = 0.15  # share of the planned updates over which beta ramps up from 0
     latent_noise: float = field(
         default=0.0,
         metadata={
@@ -85,6 +108,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_at_least(self, 1, "epochs", "updates", "batch_size", "threads")
         check_at_least(self, 0, "max_seconds", "lr", "min_val_loops", "patience", "seed", "latent_noise")
+        check_between(self, 0, 1, "fit_f1")
         if self.epochs is not None and self.updates is not None:
             raise ConfigError("updates", self.updates, "cannot be given with epochs: give one of them")
         check_between(self, 0, 1, "kl_warmup")
@@ -107,15 +131,28 @@ def _split(ds: Dataset, cfg: TrainConfig, rng: np.random.Generator) -> tuple[lis
     return [i for i in range(n) if i not in held], sorted(held)
 
 
-def auto_updates(loops: int) -> int:
-    """Optimiser steps when no epoch count is given: about 12 per unique loop, at least 300
-    (a dozen loops memorised in ~3 s) and at most 4000 (~45 s on 2 cores, whatever the set).
-    R-VAE's 150 epochs over 64 loops are only 150 steps: too few once there are ~100 loops.
-    The cap is not what holds fine grids back on a large set: on the Groove subset at 24 steps
-    per quarter, 1 bar (12,803 training loops, seed 0, a third of the files held out), 8,000
-    updates instead of 4,000 gave training onset F1 0.206 against 0.221 and held-out 0.145
-    against 0.144 (the model kept is the best on validation either way)."""
-    return int(min(4000, max(300, 12 * loops)))
+def auto_epochs(copies: int, per_epoch: int, held_out: bool = False) -> int:
+    """Epochs planned when no count is given: each loop seen ``PASSES`` times however often a
+    small set is duplicated (``copies``), in at most ``MAX_UPDATES`` steps of ``per_epoch`` an
+    epoch. A plan, not a promise: with no files held out, training stops once the loops fit
+    (``TrainConfig.fit_f1``): a dozen loops after ~900 passes, 62 one-bar loops after ~1700
+    (the defaults study), the bundled 4/4 model's 93 after 3530 updates of its planned 8000
+    (the one-cycle rate anneals over the plan: planned 4000, it fit only to 0.92). With files
+    held out the validation loss chooses the model, in at most ``MAX_UPDATES_HELD_OUT``: on the
+    Groove subset at 24 steps per quarter, 1 bar (12,803 training loops, seed 0, a third of the
+    files held out), 8,000 updates instead of 4,000 gave training onset F1 0.206 against 0.221
+    and held-out 0.145 against 0.144 (at peak learning rate 0.01, beta 0.2)."""
+    cap = MAX_UPDATES_HELD_OUT if held_out else MAX_UPDATES
+    return max(1, min(math.ceil(PASSES / copies), cap // per_epoch))
+
+
+@torch.no_grad()
+def _fit_f1(model: GrooveVAE, x: torch.Tensor) -> float:
+    """Onset F1 of the loops ``x`` through the mean of their z, as rvae.metrics.evaluate."""
+    model.eval()
+    probs = model.decode(model.encode(x)[0])
+    model.train()
+    return onset_scores((probs[:, 0] >= 0.5).float().cpu().numpy(), x[:, 0].cpu().numpy())[2]
 
 
 @torch.no_grad()
@@ -136,7 +173,7 @@ def continue_updates(loops: int) -> int:
     the old loops 0.998, on the new 0.13), the new loops a quarter of each epoch: 100 updates
     learn the new loops only to 0.77 (old 0.96); 150, to 0.95 (old 0.96); 200 (this rule's),
     to 1.0 (old 0.98), ~2 s on one thread of an idle core (10.6 ms an update)."""
-    return int(min(300, max(100, auto_updates(loops) // 6)))
+    return int(min(300, max(100, 2 * loops)))
 
 
 def train(
@@ -181,7 +218,8 @@ def _fit(
                 f"{init.path or ''} on {init.grid.meter} x {init.grid.steps} with kit {init.kit.name!r}"
             )
         mc = init.model.config
-        cfg = dataclasses.replace(cfg, kl_warmup=0.0, val_fraction=0.0)
+        # a continuation counts its own updates: the old loops fit already
+        cfg = dataclasses.replace(cfg, kl_warmup=0.0, val_fraction=0.0, fit_f1=0.0)
     else:
         mc = dataclasses.replace(model_config or VAEConfig(), instruments=len(ds.kit), steps=ds.grid.steps)
     if cfg.device != "cpu" and not (cfg.device.startswith("cuda") and torch.cuda.is_available()):
@@ -197,27 +235,33 @@ def _fit(
         times = max(0, round(share * len(x_train) / (new * (1 - share))) - ds.copies)
         x_train = torch.cat([x_train, data[-new:].repeat(times, 1, 1, 1)])
     x_train = x_train.to(cfg.device)
+    x_fit = data[train_idx].to(cfg.device)  # each training loop once: how well they fit
     x_val = data[val_idx].to(cfg.device) if val_idx else None
 
     model = GrooveVAE(mc)
     if init is not None:
         model.load_state_dict(init.model.state_dict())
     model = model.to(cfg.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    lr = cfg.lr if cfg.lr is not None else FAST_LR if init is not None or x_val is not None else LR
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(x_train)
-    batch = min(cfg.batch_size, n)
-    per_epoch = math.ceil(n / batch)
-    updates = cfg.updates or (continue_updates(len(ds.loops)) if init is not None else auto_updates(len(ds.loops)))
-    epochs = cfg.epochs or max(1, math.ceil(updates / per_epoch))
+    per_epoch = math.ceil(n / min(cfg.batch_size, n))
+    # Equal batches: 70 rows (14 loops x 5) are two of 35, not one of 64 and a stray one of 6
+    # whose noisy step counts as a full update.
+    batch = math.ceil(n / per_epoch)
+    if cfg.epochs:
+        epochs = cfg.epochs
+    elif cfg.updates or init is not None:
+        epochs = max(1, math.ceil((cfg.updates or continue_updates(len(ds.loops))) / per_epoch))
+    else:
+        epochs = auto_epochs(ds.copies, per_epoch, held_out=x_val is not None)
     total = epochs * per_epoch
     warmup = max(1, int(cfg.kl_warmup * total))
     # One cycle: warm up over a tenth of the steps, then anneal. Its warm-up needs two steps
     # at least (a one-step phase divides by zero inside torch); runs under 4 steps keep lr.
     sched = None
     if total >= 4:
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=total, pct_start=max(0.1, 2 / total)
-        )
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=max(0.1, 2 / total))
 
     best, best_state, best_epoch, history = math.inf, None, 0, []
     step, t0, stopped = 0, time.perf_counter(), "finished"
@@ -239,8 +283,8 @@ def _fit(
             for epoch in bar:
                 order = torch.randperm(n, generator=gen)
                 sums = dict.fromkeys(("onset_bce", "velocity_se", "offset_se", "kl"), 0.0)
-                for b in range(per_epoch):
-                    xb = x_train[order[b * batch : (b + 1) * batch]]
+                for rows in torch.tensor_split(order, per_epoch):
+                    xb = x_train[rows]
                     parts = model.loss(
                         xb, kl_weight=min(1.0, step / warmup), generator=gen, latent_noise=cfg.latent_noise
                     )
@@ -273,6 +317,11 @@ def _fit(
                         f", validation loss {val_loss:.3f}" if val_loss is not None else "",
                         opt.param_groups[0]["lr"],
                     )
+                if cfg.fit_f1 and x_val is None and step >= warmup and (f1 := _fit_f1(model, x_fit)) >= cfg.fit_f1:
+                    best, best_epoch = train_loss, epoch + 1
+                    best_state = None  # the model as it is now, not the best loss so far
+                    stopped = f"fit: training onset F1 {f1:.3f} reached {cfg.fit_f1} at epoch {epoch + 1}"
+                    break
                 if cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds:
                     stopped = f"time limit after epoch {epoch + 1}"
                     break
@@ -287,7 +336,9 @@ def _fit(
         model.load_state_dict(best_state)
     elif history:  # stopped during warm-up: the last epoch is all there is
         best, best_epoch = history[-1], len(history)
-    if stopped != "finished":
+    if stopped.startswith("fit"):
+        logger.info("stopped: the loops %s", stopped.removeprefix("fit: "))
+    elif stopped != "finished":
         logger.info("stopped early (%s), keeping the best model: epoch %d", stopped, best_epoch)
     model.eval()
     with torch.no_grad():

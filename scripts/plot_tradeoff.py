@@ -44,12 +44,14 @@ DEFAULTS = {
     "lr": 0.01,
     "w_velocity": 1.0,
     "w_offset": 1.0,
+    "fit_f1": 0.0,  # none: every update trained
 }
 BASELINE = "today's defaults"
 
 
 def default_updates(loops: int) -> int:
-    """rvae.train.auto_updates of those defaults: 12 a loop, at least 300, at most 4000."""
+    """The automatic count of those defaults (rvae.train before round 6): 12 updates a loop, at
+    least 300, at most 4000."""
     return min(4000, max(300, 12 * loops))
 
 
@@ -74,8 +76,11 @@ def trained_updates(row: dict) -> int:
 
 
 def setting(row: dict) -> tuple:
-    """The run's studied settings, defaults filled in; updates None when automatic."""
+    """The run's studied settings, defaults filled in; updates None when automatic, or when
+    fit_f1 stopped the run (its count is each run's own)."""
     values = tuple(row.get(k, d) for k, d in DEFAULTS.items())
+    if row.get("fit_f1", 0.0) > 0:
+        return (*values, None)
     updates = trained_updates(row)
     return (*values, None if updates == default_updates(row["train_loops"]) else updates)
 

@@ -458,7 +458,7 @@ def test_help_says_what_the_defaults_are_once(capsys):
             main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "tempo written to the file (default: A's tempo)" in text
-    assert "(default: the most common meter of the files)" in text and "(default: from the set's size)" in text
+    assert "(default: the most common meter of the files)" in text and "(default: see --updates)" in text
     assert re.search(r"\(default[^)]*\) \(default", text) is None
 
 
