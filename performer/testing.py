@@ -810,10 +810,19 @@ class Performer:
         return self._out.read()
 
     def close(self) -> str:
-        """SIGTERM, wait, and insist on a clean exit; returns what it printed."""
+        """SIGTERM, wait, and insist on a clean exit; returns what it printed. One still running
+        20 s later prints its threads' stacks (SIGUSR1, as `rvae perform` does) before it is
+        killed, and they are in the failure: a hang on the way out is a bug to find."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"still running 20 s after SIGTERM; what it printed:\n{self.output()}") from None
         out = self.output()
         assert self.proc.returncode == 0, f"exit status {self.proc.returncode} (negative: killed by that signal)\n{out}"
         return out

@@ -168,11 +168,12 @@ NEW_SHARE = 0.25  # continue_training: the new loops are repeated to fill about 
 
 def continue_updates(loops: int) -> int:
     """Optimiser steps when training continues from a model: it knows the old loops already,
-    so a sixth of what it took from scratch, at least 100, at most 300. Measured on the
-    bundled 4/4 model's 93 loops + 8 new bars (scripts/bench_continue.py; base onset F1 on
-    the old loops 0.998, on the new 0.13), the new loops a quarter of each epoch: 100 updates
-    learn the new loops only to 0.77 (old 0.96); 150, to 0.95 (old 0.96); 200 (this rule's),
-    to 1.0 (old 0.98), ~2 s on one thread of an idle core (10.6 ms an update)."""
+    so 2 a loop, at least 100, at most 300 (a sixth of the count from scratch before the fit
+    stop). Measured before it, on the bundled 4/4 model's 93 loops + 8 new bars
+    (scripts/bench_continue.py; base onset F1 on the old loops 0.998, on the new 0.13), the
+    new loops a quarter of each epoch: 100 updates learn the new loops only to 0.77 (old
+    0.96); 150, to 0.95 (old 0.96); 200 (this rule's), to 1.0 (old 0.98), ~2 s on one thread
+    of an idle core (10.6 ms an update)."""
     return int(min(300, max(100, 2 * loops)))
 
 

@@ -283,14 +283,14 @@ def test_info_json(model_6_8, capsys):
 
 @pytest.mark.parametrize("name", ["groove-4-4.pt", "demo-6-8.pt", "demo-12-8.pt", "demo-7-8.pt"])
 def test_info_on_the_bundled_checkpoints(name, capsys):
-    # Written before the summary was a dataclass: its flat dict still loads, every figure in place.
     path = Path(__file__).resolve().parents[1] / "checkpoints" / name
     assert main(["info", str(path)]) == 0
     text = capsys.readouterr().out
     assert " loops from " in text and "None" not in text
     assert main(["info", str(path), "--json"]) == 0
     training = json.loads(capsys.readouterr().out)["training"]
-    assert training["loops"] > 0 and training["epochs"] > 0 and training["stopped"] == "finished"
+    assert training["loops"] > 0 and training["epochs"] > 0
+    assert training["stopped"].startswith("fit: training onset F1 0.95")  # train_bundled.py: the defaults
 
 
 @pytest.mark.slow
