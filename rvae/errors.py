@@ -45,8 +45,8 @@ def check_at_least(config: object, low: float, *names: str) -> None:
 
 
 def check_between(config: object, low: float, high: float, *names: str) -> None:
-    """Each named field lies in [low, high]."""
+    """Each named field lies in [low, high] (None: unset, not checked)."""
     for name in names:
         value = getattr(config, name)
-        if not (math.isfinite(value) and low <= value <= high):
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
             raise ConfigError(name, value, f"must be between {shown(low)} and {shown(high)}")

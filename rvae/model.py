@@ -25,13 +25,24 @@ from rvae.errors import ConfigError, check_at_least
 __all__ = ["GrooveVAE", "VAEConfig", "kl_divergence", "total_loss"]
 
 
+BETA = 1.0  # the KL term's weight by default: the defaults study's (README)
+
+
 @dataclass
 class VAEConfig:
     instruments: int = 9  # rows of a Groove (the kit's classes)
     steps: int = 96  # columns of a Groove (the grid's steps per loop)
     hidden: int = 256  # width of every hidden layer; R-VAE uses 512, 256 keeps the file under 10 MB
     latent_dim: int = 2  # 2 = a plane the performer can walk on
-    beta: float = 1.0  # weight of the KL term (the defaults study, README: 0.2 copied more, 2 fit slower)
+    # None: BETA, unless training holds files out (rvae.train: 0.2, as measured at scale); a
+    # trained model's checkpoint holds the number it was trained with.
+    beta: float | None = field(
+        default=None,
+        metadata={
+            "help": "weight of the KL term (default: None: 1.0 from scratch with no files held out, "
+            "0.2 when files are held out)"
+        },
+    )
     w_velocity: float = 1.0  # weight of the velocity error against onset BCE
     w_offset: float = 1.0  # weight of the microtiming error
     # Dropout on every hidden layer while training (none at inference). It adds no weights, so
@@ -67,7 +78,7 @@ def total_loss(parts: Mapping[str, T], c: VAEConfig, kl_weight: float = 1.0) -> 
         parts["onset_bce"]
         + c.w_velocity * parts["velocity_se"]
         + c.w_offset * parts["offset_se"]
-        + kl_weight * c.beta * parts["kl"]
+        + kl_weight * (BETA if c.beta is None else c.beta) * parts["kl"]
     )
 
 

@@ -94,6 +94,16 @@ def test_training_stops_once_the_loops_fit_and_fit_f1_0_trains_every_update(ds_6
     assert whole.summary.stopped == "finished" and whole.summary.updates == 300
 
 
+def test_small_sets_train_at_the_defaults_studys_settings_held_out_ones_as_at_scale(ds_6_8):
+    small = tiny(ds_6_8, epochs=2)  # 32 loops: nothing held out
+    held = tiny(ds_6_8, epochs=2, min_val_loops=10)  # 14 files: a tenth held out
+    assert held.summary.val_loops > 0 and small.summary.val_loops == 0
+    assert (small.model.config.beta, small.train_config["lr"], small.train_config["kl_warmup"]) == (1.0, 0.0015, 0.15)
+    assert (held.model.config.beta, held.train_config["lr"], held.train_config["kl_warmup"]) == (0.2, 0.01, 0.3)
+    chosen = tiny(ds_6_8, epochs=2, min_val_loops=10, lr=0.003)
+    assert chosen.train_config["lr"] == 0.003
+
+
 def test_an_epoch_is_split_into_equal_batches(ds_6_8, caplog):
     # 32 loops x 2 copies = 64 rows, at most 48 a batch: two of 32, not one of 48 and a stray 16
     with caplog.at_level(logging.INFO, logger="rvae.train"):
