@@ -25,10 +25,12 @@ system-deps:
 	fi
 
 # lint first: ruff and mypy on the code, then every test (slow ones too: JACK, Link, Ray, training).
-# Each JACK module runs in a pytest process of its own: libjack keeps one server's state per
-# process, and a process that had outlived a dozen test servers lost CCs and missed a restart
-# that its module alone never did (docs/design.md). Every part runs; any failure fails.
-JACK_TESTS := $(filter-out tests/conftest.py,$(shell grep -l jack_server tests/*.py))
+# Each realtime module (a JACK server or a Link peer) runs in a pytest process of its own:
+# libjack keeps one server's state per process, and a process that had outlived a dozen test
+# servers lost CCs and missed a restart that its module alone never did; a Link player timed
+# in the suite's big process once sent a pulse 6 ms late (docs/design.md). Every part runs;
+# any failure fails.
+JACK_TESTS := $(filter-out tests/conftest.py,$(shell grep -l "jack_server\|LinkPeer" tests/*.py))
 test: lint
 	@status=0; \
 	$(BIN)/pytest -q $(addprefix --ignore=,$(JACK_TESTS)) || status=1; \

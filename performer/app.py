@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import logging
 import math
 import signal
@@ -436,6 +437,14 @@ class Performance:
                 raise UserError(f"--osc-out {cfg.osc_out}: {e}") from e
             self._on_exit(self.cursor_out.close)
 
+        # What exists by now (torch, the model, pygame: ~170,000 objects) stays to the end. A full
+        # garbage collection over it took 40 ms, in whichever thread allocated last, the clock
+        # thread's too, or holding the GIL it waits for; frozen, a collection passes over only
+        # what the show itself allocates (0.0 ms right after).
+        gc.collect()
+        gc.freeze()
+        self._on_exit(gc.unfreeze)
+        logger.info("garbage collection: %d objects frozen", gc.get_freeze_count())
         sys.setswitchinterval(cfg.switch_interval)  # the clock thread must not wait 5 ms for the GIL
         player.start()
         self._on_exit(player.stop)

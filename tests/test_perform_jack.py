@@ -183,9 +183,12 @@ def test_internal_clock_plays_the_pattern_on_its_pulses(jack_server, ckpt, pulse
         stop(perf)
         perf.send("/rvae/start")  # Start, then pulse 0 is bar 1, beat 1
         assert wait_pulses(rec, 2 * pulses_per_bar + 30)
-        perf.close()
+        out = perf.close()
         rec.settle()
         log = rec.log
+    # torch, the model and the rest kept out of garbage collection, whose full pass over them
+    # took 40 ms: a pulse held that long would be late
+    assert re.search(r"garbage collection: \d{5,} objects frozen", out), out
     check_against_pattern(notes_by_pulse(log), pattern, loop_steps)
     pairs_ok(log)
     assert any(m.type == "control_change" and m.control == 123 for _, m in log[-20:])  # All Notes Off at the end
