@@ -135,13 +135,25 @@ def _may_write(path: Path, force: bool) -> None:
         raise UserError(f"{path} exists; pass --force to overwrite it")
 
 
+# With --init training counts its own updates, holds nothing out, warms nothing up and has no
+# fit stop (rvae.train.continue_training): these options would be ignored, so they are refused.
+NOT_WITH_INIT = ("fit_f1", "kl_warmup", "val_fraction", "min_val_loops", "patience")
+
+
 def _from_init(args) -> None:
-    """With --init the grid, kit, reading and model come from the checkpoint: refuse their options."""
+    """With --init the grid, kit, reading and model come from the checkpoint, and training
+    continues as continue_training does: refuse the options that would be ignored."""
     for cls in (DataConfig, VAEConfig):
         for f in dataclasses.fields(cls):
             if f.name not in SKIP and getattr(args, f.name) != f.default:
                 flag = f"--{'no-' if f.default is True else ''}{f.name.replace('_', '-')}"
                 raise UserError(f"{flag}: with --init the data and model settings are {args.init}'s own")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in NOT_WITH_INIT and getattr(args, f.name) != f.default:
+            raise UserError(
+                f"--{f.name.replace('_', '-')}: with --init training continues without a warm-up, a held-out "
+                "share or a fit stop (it counts its own updates: --updates sets them)"
+            )
 
 
 def cmd_train(args) -> int:
@@ -163,9 +175,10 @@ def cmd_train(args) -> int:
         ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
     s = ckpt.summary
     val = f", validation on {s.val_loops} loops" if s.val_loops else ""
+    kept = "the loops fit, kept the model" if s.stopped.startswith("fit") else "best loss"
     _say(
-        f"trained {s.epochs} epochs ({s.updates} updates) in {s.seconds:.1f} s, best loss {s.best_loss} "
-        f"at epoch {s.best_epoch} ({s.monitored}{val}); {s.stopped}"
+        f"trained {s.epochs} epochs ({s.updates} updates) in {s.seconds:.1f} s, {kept} at epoch {s.best_epoch} "
+        f"(loss {s.best_loss}, {s.monitored}{val}); {s.stopped}"
     )
     print(f"wrote {out}")
     _say_created(created)
@@ -430,9 +443,12 @@ def cmd_info(args) -> int:
     )
     print(
         f"  training: {t.get('loops')} loops {_loops_from(t)}, {t.get('epochs')} epochs in "
-        f"{t.get('seconds')} s, best loss {t.get('best_loss')} ({t.get('monitored')}), seed "
+        f"{t.get('seconds')} s, {'loss at the fit' if str(t.get('stopped')).startswith('fit') else 'best loss'} "
+        f"{t.get('best_loss')} ({t.get('monitored')}), seed "
         f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}"
     )
+    if t.get("stopped") and t["stopped"] != "finished":
+        print(f"  stopped: {t['stopped'].removeprefix('fit: ')}")
     if t.get("continued_from"):
         print(f"  continued from: {t['continued_from']}")
     if ckpt.keeps_loops:

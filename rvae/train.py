@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 # From scratch with no files held out (small data): the defaults study's peak learning rate
 # and KL warm-up (README; beta is rvae.model.BETA). With files held out (200 loops or more)
 # training is as it was measured at scale: beta 0.2, 0.01, warm-up 0.3 (scripts/bench_train.py
-# full, one thread: held-out onset F1 0.175; 0.144 with beta 1 and warm-up 0.15).
+# full, one thread: held-out onset F1 0.171, 0.175 on the code before; 0.144 with beta 1, warm-up 0.15).
 BETA_HELD_OUT = 0.2
 LR = 0.0015
 WARMUP, WARMUP_HELD_OUT = 0.15, 0.3  # KL warm-up, a share of the planned updates
@@ -59,7 +59,8 @@ class TrainConfig:
         default=None,
         metadata={
             "help": "optimiser steps, rounded up to whole epochs; not with --epochs "
-            "(default: None: each loop seen up to 4000 times, at most 8000 steps, see rvae.train.auto_epochs)"
+            "(default: None: each loop seen up to 4000 times in at most 8000 steps, 4000 with files held out; "
+            "with --init 3 a loop, 100 to 300; --fit-f1 may stop it sooner)"
         },
     )
     # A space that copies less (the defaults study, README): fitting the loops sharper than
@@ -68,7 +69,7 @@ class TrainConfig:
         default=0.955,
         metadata={
             "help": "with no files held out: stop once the training loops' onset F1 through the mean of z "
-            "reaches this, after the KL warm-up; 0 trains every update (default: 0.955)"
+            "reaches this, after the KL warm-up; 0 trains every update; not with --init (default: 0.955)"
         },
     )
     max_seconds: float | None = None  # stop early (keeping the best) after this long
@@ -84,7 +85,7 @@ class TrainConfig:
         default=None,
         metadata={
             "help": f"share of the planned updates over which beta ramps up from 0 (default: None: {WARMUP} "
-            f"from scratch, {WARMUP_HELD_OUT} when files are held out, 0 when continuing)"
+            f"from scratch, {WARMUP_HELD_OUT} when files are held out; none with --init)"
         },
     )
     latent_noise: float = field(
@@ -245,6 +246,8 @@ def _fit(
         mc = dataclasses.replace(mc, beta=BETA_HELD_OUT if val_idx else BETA)
     if cfg.kl_warmup is None:
         cfg = dataclasses.replace(cfg, kl_warmup=WARMUP_HELD_OUT if val_idx else WARMUP)
+    if val_idx:  # the validation loss chooses: recorded as no fit stop, which is what ran
+        cfg = dataclasses.replace(cfg, fit_f1=0.0)
     data = torch.from_numpy(stack(ds.loops))  # (N, 3, instruments, steps)
     x_train = data[train_idx].repeat(ds.copies, 1, 1, 1)
     new, share = new_share
@@ -337,7 +340,7 @@ def _fit(
                 if cfg.fit_f1 and x_val is None and step >= warmup and (f1 := _fit_f1(model, x_fit)) >= cfg.fit_f1:
                     best, best_epoch = train_loss, epoch + 1
                     best_state = None  # the model as it is now, not the best loss so far
-                    stopped = f"fit: training onset F1 {f1:.3f} reached {cfg.fit_f1} at epoch {epoch + 1}"
+                    stopped = f"fit: the training loops' onset F1 {f1:.3f} reached {cfg.fit_f1} at epoch {epoch + 1}"
                     break
                 if cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds:
                     stopped = f"time limit after epoch {epoch + 1}"
@@ -354,7 +357,7 @@ def _fit(
     elif history:  # stopped during warm-up: the last epoch is all there is
         best, best_epoch = history[-1], len(history)
     if stopped.startswith("fit"):
-        logger.info("stopped: the loops %s", stopped.removeprefix("fit: "))
+        logger.info("stopped, %s", stopped.removeprefix("fit: "))
     elif stopped != "finished":
         logger.info("stopped early (%s), keeping the best model: epoch %d", stopped, best_epoch)
     model.eval()
@@ -432,7 +435,7 @@ def continue_training(
     on its grid and kit); returns the new Checkpoint (not written: ``save_checkpoint``), which
     keeps all the loops, old then new, and records that it continued from ``ckpt``.
 
-    ~100 loops + 8 new bars take ``continue_updates`` = 202 updates (see there for the figures);
+    ~100 loops + 8 new bars take ``continue_updates`` = 300 updates (see there for the figures);
     the performer's learn on stage calls this in a child process with fewer when the new bars
     repeat a groove (performer.learn.stage_updates: 80 for one groove). Raises UserError when
     ``ckpt`` kept no loops (trained with keep_loops=False) or a new loop is on another grid or kit."""

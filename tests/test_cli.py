@@ -287,10 +287,11 @@ def test_info_on_the_bundled_checkpoints(name, capsys):
     assert main(["info", str(path)]) == 0
     text = capsys.readouterr().out
     assert " loops from " in text and "None" not in text
+    assert "  stopped: the training loops' onset F1 0.95" in text  # train_bundled.py: the defaults
     assert main(["info", str(path), "--json"]) == 0
     training = json.loads(capsys.readouterr().out)["training"]
     assert training["loops"] > 0 and training["epochs"] > 0
-    assert training["stopped"].startswith("fit: training onset F1 0.95")  # train_bundled.py: the defaults
+    assert training["stopped"].startswith("fit: the training loops' onset F1 0.95")
 
 
 @pytest.mark.slow

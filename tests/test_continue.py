@@ -249,6 +249,8 @@ def test_train_init_continues_skips_other_meters_and_refuses_what_it_cannot(tmp_
         (["--init", str(tmp_path / "bare.pt")], "was trained with --no-keep-loops"),
         (["--init", str(tmp_path / "a.pt"), "--bars", "2"], "--bars: with --init the data and model settings"),
         (["--init", str(tmp_path / "a.pt"), "--hidden", "32"], "--hidden: with --init"),
+        (["--init", str(tmp_path / "a.pt"), "--fit-f1", "0.9"], "--fit-f1: with --init training continues without"),
+        (["--init", str(tmp_path / "a.pt"), "--kl-warmup", "0.5"], "--kl-warmup: with --init"),
     ):
         assert main(["train", *args, str(more), "-o", str(tmp_path / "c.pt"), "--quiet"]) == 2
         err = capsys.readouterr().err

@@ -79,7 +79,7 @@ def tiny(ds, seed=0, **cfg) -> Checkpoint:
 def test_loss_goes_down(model_6_8):
     s = load_checkpoint(model_6_8).summary
     history = s.loss_history
-    assert s.stopped.startswith("fit: training onset F1") and len(history) == s.epochs > 10
+    assert s.stopped.startswith("fit: the training loops' onset F1") and len(history) == s.epochs > 10
     assert history[-1] < history[0] / 10
     assert s.best_loss == history[-1]  # the loops fit: the model as it was then, not the lowest loss
 
@@ -88,7 +88,7 @@ def test_loss_goes_down(model_6_8):
 def test_training_stops_once_the_loops_fit_and_fit_f1_0_trains_every_update(ds_6_8):
     """The defaults study's rule: a sharper fit than fit_f1 makes the space copy its loops."""
     fit = train(ds_6_8, VAEConfig(**TINY), TrainConfig(updates=3000, fit_f1=0.9), progress=False)
-    assert fit.summary.stopped.startswith("fit: training onset F1") and fit.summary.updates < 3000
+    assert fit.summary.stopped.startswith("fit: the training loops' onset F1") and fit.summary.updates < 3000
     assert 0.9 <= evaluate(fit, ds_6_8.loops)["onset_f1"] < 1.0
     whole = train(ds_6_8, VAEConfig(**TINY), TrainConfig(updates=300, fit_f1=0.0), progress=False)
     assert whole.summary.stopped == "finished" and whole.summary.updates == 300
