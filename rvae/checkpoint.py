@@ -93,6 +93,12 @@ class TrainSummary:
     def interrupted(self) -> bool:
         return self.stopped.startswith("interrupted")
 
+    @property
+    def fit(self) -> bool:
+        """Stopped once the training loops fit (TrainConfig.fit_f1): the model kept is the one
+        of that epoch, not the best loss."""
+        return self.stopped.startswith("fit: ")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         return {**d.pop("data"), **d}

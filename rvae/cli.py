@@ -175,7 +175,7 @@ def cmd_train(args) -> int:
         ckpt = train_files(args.data, out, data, model, training, progress=not args.quiet, report=_say)
     s = ckpt.summary
     val = f", validation on {s.val_loops} loops" if s.val_loops else ""
-    kept = "the loops fit, kept the model" if s.stopped.startswith("fit") else "best loss"
+    kept = "the loops fit, kept the model" if s.fit else "best loss"
     _say(
         f"trained {s.epochs} epochs ({s.updates} updates) in {s.seconds:.1f} s, {kept} at epoch {s.best_epoch} "
         f"(loss {s.best_loss}, {s.monitored}{val}); {s.stopped}"
@@ -443,7 +443,7 @@ def cmd_info(args) -> int:
     )
     print(
         f"  training: {t.get('loops')} loops {_loops_from(t)}, {t.get('epochs')} epochs in "
-        f"{t.get('seconds')} s, {'loss at the fit' if str(t.get('stopped')).startswith('fit') else 'best loss'} "
+        f"{t.get('seconds')} s, {'loss at the fit' if ckpt.summary.fit else 'best loss'} "
         f"{t.get('best_loss')} ({t.get('monitored')}), seed "
         f"{ckpt.train_config.get('seed')}, {t.get('trained_at')}"
     )

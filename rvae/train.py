@@ -242,11 +242,15 @@ def _fit(
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_idx, val_idx = _split(ds, cfg, rng)
+    # What depends on the case, set once and recorded in the checkpoint as it ran: small data
+    # (the defaults study), files held out (as measured at scale), or a continuation (above).
     if mc.beta is None:
         mc = dataclasses.replace(mc, beta=BETA_HELD_OUT if val_idx else BETA)
     if cfg.kl_warmup is None:
         cfg = dataclasses.replace(cfg, kl_warmup=WARMUP_HELD_OUT if val_idx else WARMUP)
-    if val_idx:  # the validation loss chooses: recorded as no fit stop, which is what ran
+    lr = cfg.lr if cfg.lr is not None else FAST_LR if init is not None or val_idx else LR
+    cfg = dataclasses.replace(cfg, lr=lr)
+    if val_idx:  # the validation loss chooses the model: no fit stop
         cfg = dataclasses.replace(cfg, fit_f1=0.0)
     data = torch.from_numpy(stack(ds.loops))  # (N, 3, instruments, steps)
     x_train = data[train_idx].repeat(ds.copies, 1, 1, 1)
@@ -262,7 +266,6 @@ def _fit(
     if init is not None:
         model.load_state_dict(init.model.state_dict())
     model = model.to(cfg.device)
-    lr = cfg.lr if cfg.lr is not None else FAST_LR if init is not None or x_val is not None else LR
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(x_train)
     per_epoch = math.ceil(n / min(cfg.batch_size, n))
@@ -337,7 +340,7 @@ def _fit(
                         f", validation loss {val_loss:.3f}" if val_loss is not None else "",
                         opt.param_groups[0]["lr"],
                     )
-                if cfg.fit_f1 and x_val is None and step >= warmup and (f1 := _fit_f1(model, x_fit)) >= cfg.fit_f1:
+                if cfg.fit_f1 and step >= warmup and (f1 := _fit_f1(model, x_fit)) >= cfg.fit_f1:
                     best, best_epoch = train_loss, epoch + 1
                     best_state = None  # the model as it is now, not the best loss so far
                     stopped = f"fit: the training loops' onset F1 {f1:.3f} reached {cfg.fit_f1} at epoch {epoch + 1}"
@@ -356,7 +359,7 @@ def _fit(
         model.load_state_dict(best_state)
     elif history:  # stopped during warm-up: the last epoch is all there is
         best, best_epoch = history[-1], len(history)
-    if stopped.startswith("fit"):
+    if stopped.startswith("fit: "):
         logger.info("stopped, %s", stopped.removeprefix("fit: "))
     elif stopped != "finished":
         logger.info("stopped early (%s), keeping the best model: epoch %d", stopped, best_epoch)
@@ -390,7 +393,7 @@ def _fit(
         ds.grid,
         ds.kit,
         data_config,
-        asdict(dataclasses.replace(cfg, lr=lr)),  # the rate it trained at, whatever chose it
+        asdict(cfg),
         summary,
         latents,
         [g.source for g in ds.loops],

@@ -88,10 +88,11 @@ def test_loss_goes_down(model_6_8):
 def test_training_stops_once_the_loops_fit_and_fit_f1_0_trains_every_update(ds_6_8):
     """The defaults study's rule: a sharper fit than fit_f1 makes the space copy its loops."""
     fit = train(ds_6_8, VAEConfig(**TINY), TrainConfig(updates=3000, fit_f1=0.9), progress=False)
-    assert fit.summary.stopped.startswith("fit: the training loops' onset F1") and fit.summary.updates < 3000
+    assert fit.summary.fit and fit.summary.stopped.startswith("fit: the training loops' onset F1")
+    assert fit.summary.updates < 3000
     assert 0.9 <= evaluate(fit, ds_6_8.loops)["onset_f1"] < 1.0
     whole = train(ds_6_8, VAEConfig(**TINY), TrainConfig(updates=300, fit_f1=0.0), progress=False)
-    assert whole.summary.stopped == "finished" and whole.summary.updates == 300
+    assert whole.summary.stopped == "finished" and not whole.summary.fit and whole.summary.updates == 300
 
 
 def test_small_sets_train_at_the_defaults_studys_settings_held_out_ones_as_at_scale(ds_6_8):
