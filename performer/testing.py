@@ -174,10 +174,12 @@ SHM_REGISTRY = "/dev/shm/jack-shm-registry"
 
 def free_server_slots() -> bool:
     """Free JACK's server slots when no jackd runs; True if it did. The registry in /dev/shm
-    has 8, and a server killed (SIGKILL, or a test run killed) keeps its slot until a server
-    of the same name starts again; our servers' names are unique, so such kills fill it and
-    jackd then refuses to start ("Too many servers already active"). With no jackd running
-    nothing in the registry is alive: it is removed, and the next server makes a new one."""
+    has 8, and a server killed (SIGKILL: the tests that kill one, or a test run killed) keeps
+    its slot until a server of the same name starts again; servers named after a process id
+    filled it across runs and jackd then refused to start ("Too many servers already
+    active"). With no jackd running nothing in the registry is alive: it is removed, and the
+    next server makes a new one. Test servers have fixed names (the machine-wide turn makes
+    them ours alone), so a slot one leaks is the next one's."""
     for comm in glob.glob("/proc/[0-9]*/comm"):
         with contextlib.suppress(OSError), open(comm) as f:
             if f.read().strip() == "jackd":
@@ -186,6 +188,28 @@ def free_server_slots() -> bool:
         os.unlink(SHM_REGISTRY)
         return True
     return False
+
+
+def end_orphans(name: str) -> None:
+    """Kill a jackd called ``name`` left by a test run that was itself killed: in our turn
+    (take_turn) a server of a test's fixed name is no one else's, and it would keep the new
+    one from starting."""
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        with contextlib.suppress(OSError, ValueError):
+            with open(cmdline, "rb") as f:
+                args = f.read().split(b"\0")
+            if os.path.basename(args[0]) == b"jackd" and args[args.index(b"-n") + 1] == name.encode():
+                _stop_pid(int(cmdline.split("/")[2]))
+    remove_semaphores(name)
+
+
+def _stop_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):  # not our child: wait for it to be gone from /proc
+            if not os.path.exists(f"/proc/{pid}"):
+                return
+            time.sleep(0.02)
 
 
 def restart_jack(name: str, down: float = 0.5) -> float:
@@ -215,6 +239,8 @@ def _serve(name: str, options: list[str]) -> Iterator[str]:
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
     try:
+        end_orphans(name)
+        free_server_slots()  # in our turn, with no jackd running, nothing in the registry is alive
         _start_jackd(name, options, log)
         yield name
     finally:

@@ -294,7 +294,7 @@ def main() -> int:
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "jack": "jackd -d dummy -r 48000 -p 128 (period 2.67 ms)",
     }
-    with jack_server(f"rvae-bench-{os.getpid()}"):
+    with jack_server("rvae-bench"):
         result |= run(args.bpm, args.learns, bars) | {"played": args.bars or "UNSEEN_GROOVE, every bar"}
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))

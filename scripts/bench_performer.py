@@ -580,7 +580,7 @@ def main() -> int:
         result["frame"] = frame_times()
     if args.restart_at and not 0 < args.restart_at < args.link_soak - 5:
         ap.error("--restart-at needs --link-soak at least 5 s longer")
-    with jack_server(f"rvae-bench-{os.getpid()}") as server:  # the same rig as the tests, in its turn
+    with jack_server("rvae-bench") as server:  # the same rig as the tests, in its turn
         with session_lock():  # every Link peer on the machine is one session: the tests' too
             if args.seconds:
                 result["link"] = [link(b, args.seconds) for b in (90, 120, 174)]

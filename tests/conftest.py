@@ -3,7 +3,6 @@ JACK server fixture (the rig itself is performer.testing, which the benchmark us
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mido
@@ -75,7 +74,9 @@ def jack_server():
         testing.need_jack()
     except testing.Unavailable as e:
         pytest.skip(f"{e}: the JACK MIDI tests need a real server")
-    with testing.jack_server(f"rvae-test-{os.getpid()}", sync=True) as name:  # no cycle skipped under load
+    # A fixed name: a slot in JACK's server registry that a killed run leaked is reclaimed by the
+    # next server of that name (testing.free_server_slots)
+    with testing.jack_server("rvae-test", sync=True) as name:  # no cycle skipped under load
         yield name
 
 

@@ -30,6 +30,7 @@ from performer.testing import (  # the jack_server fixture comes from conftest.p
     Transport,
     connect,
     connections,
+    end_orphans,
     find_port,
     remove_semaphores,
 )
@@ -333,6 +334,7 @@ def test_song_position_with_a_timebase_master():
 @contextlib.contextmanager
 def second_server(name: str, monkeypatch) -> Iterator[subprocess.Popen]:
     """A jackd of our own, this process (and its children) pointed at it: one to kill or freeze."""
+    end_orphans(name)
     server = subprocess.Popen(
         [shutil.which("jackd"), "-n", name, *JACKD_ARGS],
         stdout=subprocess.DEVNULL,
@@ -432,7 +434,7 @@ def running(script: str) -> Iterator[subprocess.Popen]:
 def test_output_is_lost_not_frozen_when_the_jack_server_dies(monkeypatch):
     # without the watch, rtmidi's send spins forever holding the GIL once its ring buffer
     # fills (~2300 messages after the server died): the child would hang and be killed
-    name = f"rvae-doomed-{os.getpid()}"
+    name = "rvae-doomed-server"  # fixed: the slot it leaks when killed is the next run's
     with second_server(name, monkeypatch) as server, running(DOOMED_SENDER) as sender:
         assert said_until(sender, "open")[-1:] == ["open"]
         server.send_signal(signal.SIGTERM)
@@ -473,7 +475,7 @@ def test_sends_to_a_frozen_server_are_dropped_not_a_frozen_process(monkeypatch):
     """A JACK server that stops running cycles (SIGSTOP) without shutting down: rtmidi's queue
     would fill and its send spin forever. The output drops what comes past half its queue, says
     so, and when the server runs again sends the note-offs it dropped first: nothing sticks."""
-    name = f"rvae-frozen-{os.getpid()}"
+    name = "rvae-frozen-server"
     with second_server(name, monkeypatch) as server, MidiDump("frozen-dump") as dump, running(FROZEN_SENDER) as sender:
         assert said_until(sender, "open")[-1:] == ["open"]
         connect("rvae-frozen:rvae-frozen", dump.port)
